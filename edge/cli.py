@@ -1,0 +1,138 @@
+"""The ``edge`` command: keygen, sign, verify (and, with the server, serve and demo).
+
+Exit codes: 0 success (for ``verify``: VALID or UNSIGNED), 1 a verdict against
+the URL, 2 usage or configuration errors. Errors are one line on stderr, never
+a traceback and never key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from edge.errors import BadRequest, ConfigError
+from edge.keys import generate
+from edge.settings import Settings
+from edge.signing import Verifier, check_url, sign_url
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ConfigError, UsageError) as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    keygen = commands.add_parser("keygen", help="print a new keyring entry")
+    keygen.add_argument("--alg", choices=("hs256", "ed25519"), default="hs256")
+    keygen.add_argument(
+        "--kid", help="key id (default: k + today's date, e.g. k20261125, handy for rotation)"
+    )
+    keygen.set_defaults(run=run_keygen)
+
+    sign = commands.add_parser("sign", help="print a signed URL for a decoded path")
+    sign.add_argument("path", metavar="PATH", help="decoded path, e.g. /i/bob/café.png")
+    expiry = sign.add_mutually_exclusive_group(required=True)
+    expiry.add_argument("--expires-in", type=_whole, metavar="SECONDS")
+    expiry.add_argument("--expires-at", type=_whole, metavar="UNIX")
+    sign.add_argument("--kid", help="sign with this key and put kid= in the URL")
+    sign.add_argument("--base-url", help="prefix, e.g. https://img.example.com")
+    sign.set_defaults(run=run_sign)
+
+    verify = commands.add_parser("verify", help="judge a URL as the edge would")
+    verify.add_argument("url", metavar="URL")
+    verify.add_argument("--now", type=_whole, metavar="UNIX", help="judge at this time")
+    verify.set_defaults(run=run_verify)
+    return parser
+
+
+def _whole(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds, got {text!r}")
+    return int(text)
+
+
+def _load_keyring_settings() -> Settings:
+    settings = Settings.from_env()
+    if not settings.signing_keys:
+        raise ConfigError("EDGE_SIGNING_KEYS is empty: set it to a keyring (see `edge keygen`)")
+    return settings
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    kid = args.kid or datetime.now(UTC).strftime("k%Y%m%d")
+    entries = generate(args.alg, kid)
+    for entry in entries:
+        print(entry)
+    if args.alg == "ed25519":
+        print(
+            "# line 1: signing entry, for signers only; line 2: ed25519-pub entry for the edges",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    settings = _load_keyring_settings()
+    keys = settings.signing_keys
+    if args.kid is None:
+        key = keys.signing_key
+        if key is None:
+            raise ConfigError("EDGE_SIGNING_KEYS holds no key that can sign (only ed25519-pub)")
+    else:
+        key = keys.by_kid.get(args.kid)
+        if key is None:
+            raise UsageError(f"no key with kid {args.kid!r} in EDGE_SIGNING_KEYS")
+        if not key.can_sign:
+            raise UsageError(f"key {args.kid!r} is an ed25519-pub key: it cannot sign")
+    now = int(time.time())
+    exp = now + args.expires_in if args.expires_at is None else args.expires_at
+    if settings.max_ttl and exp - now > settings.max_ttl:
+        raise UsageError(
+            f"exp is {exp - now} s ahead; edges reject URLs beyond EDGE_MAX_TTL={settings.max_ttl}"
+        )
+    try:
+        url = sign_url(args.path, key=key, exp=exp, include_kid=args.kid is not None)
+    except BadRequest as error:
+        raise UsageError(f"PATH is not a valid image path: {error.reason}") from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print((args.base_url or "").rstrip("/") + url)
+    return EXIT_OK
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    settings = _load_keyring_settings()
+    clock = time.time if args.now is None else (lambda: float(args.now))
+    verifier = Verifier(
+        settings.signing_keys,
+        max_ttl=settings.max_ttl,
+        leeway=settings.clock_leeway,
+        clock=clock,
+    )
+    outcome = check_url(args.url, verifier)
+    print(outcome.result)
+    print(outcome.explanation)
+    return EXIT_OK if outcome.result in ("VALID", "UNSIGNED") else EXIT_REJECTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The typed errors inner code raises, each knowing its HTTP status and public message.
+
+Inner code raises these with a ``reason`` meant for logs and operators; the one
+place that turns them into responses (``edge.responses``) shows clients only the
+fixed ``code`` and ``message``, so a reason can never leak into a body.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class EdgeError(Exception):
+    """Base of every error the edge answers a request with."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL"
+    message: ClassVar[str] = "Internal error"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason or self.message)
+        #: Why, for logs and `edge verify`; never sent to a client.
+        self.reason = reason or self.message
+
+
+class BadRequest(EdgeError):
+    """The path breaks the URL rules of the spec (dot segments, control bytes, bad user...)."""
+
+    status = 400
+    code = "BAD_REQUEST"
+    message = "Malformed image path"
+
+
+class NotFound(EdgeError):
+    """No such image, or a private one asked for without a valid signature."""
+
+    status = 404
+    code = "NOT_FOUND"
+    message = "Image not found"
+
+
+class SignatureError(EdgeError):
+    """A request carried a signature, and it does not grant access."""
+
+    status = 403
+    code = "SIGNATURE_INVALID"
+    message = "Signed URL is invalid"
+
+
+class SignatureInvalid(SignatureError):
+    """Malformed, duplicated or unknown parameters, wrong signature, or exp beyond max TTL."""
+
+
+class SignatureExpired(SignatureError):
+    """A genuine signature whose ``exp`` has passed."""
+
+    code = "SIGNATURE_EXPIRED"
+    message = "Signed URL has expired"
+
+    def __init__(self, reason: str = "", *, exp: int = 0) -> None:
+        super().__init__(reason)
+        self.exp = exp
+
+
+class MethodNotAllowed(EdgeError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+    message = "Only GET and HEAD are allowed"
+
+
+class RangeNotSatisfiable(EdgeError):
+    status = 416
+    code = "RANGE_NOT_SATISFIABLE"
+    message = "Requested range not satisfiable"
+
+    def __init__(self, reason: str = "", *, size: int) -> None:
+        super().__init__(reason)
+        self.size = size
+
+
+class StorageError(EdgeError):
+    """Storage answered with an error, or could not be reached."""
+
+    status = 502
+    code = "STORAGE_ERROR"
+    message = "Storage error"
+
+
+class StorageTimeout(EdgeError):
+    status = 504
+    code = "STORAGE_TIMEOUT"
+    message = "Storage did not answer in time"
+
+
+class Overloaded(EdgeError):
+    status = 503
+    code = "OVERLOADED"
+    message = "Too many requests in flight, retry shortly"
+
+    def __init__(self, reason: str = "", *, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class ConfigError(ValueError):
+    """A setting or key entry is unusable; the message names it and never holds key material."""
