@@ -1,4 +1,4 @@
-"""The ``edge`` command: keygen, sign, verify (and, with the server, serve and demo).
+"""The ``edge`` command: keygen, sign, verify, serve and demo.
 
 Exit codes: 0 success (for ``verify``: VALID or UNSIGNED), 1 a verdict against
 the URL, 2 usage or configuration errors. Errors are one line on stderr, never
@@ -8,15 +8,21 @@ a traceback and never key material.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from edge.errors import BadRequest, ConfigError
 from edge.keys import generate
+from edge.paths import quote_path
 from edge.settings import Settings
 from edge.signing import Verifier, check_url, sign_url
+from edge.storage import open_storage
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -61,7 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("url", metavar="URL")
     verify.add_argument("--now", type=_whole, metavar="UNIX", help="judge at this time")
     verify.set_defaults(run=run_verify)
+
+    serve = commands.add_parser("serve", help="run the edge on uvicorn")
+    _server_options(serve)
+    serve.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    serve.set_defaults(run=run_serve)
+
+    demo = commands.add_parser(
+        "demo", help="make sample images and an ephemeral key, serve them, print URLs to try"
+    )
+    _server_options(demo)
+    demo.add_argument("--folder", default="demo-images", help="where to write the samples")
+    demo.set_defaults(run=run_demo)
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address (0.0.0.0 in containers)")
+    parser.add_argument("--port", type=int, default=8080)
 
 
 def _whole(text: str) -> int:
@@ -132,6 +155,68 @@ def run_verify(args: argparse.Namespace) -> int:
     print(outcome.result)
     print(outcome.explanation)
     return EXIT_OK if outcome.result in ("VALID", "UNSIGNED") else EXIT_REJECTED
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    open_storage(settings)  # a missing folder is a one-line error here, not a traceback
+    _run_uvicorn("edge.app:create_app", args, workers=args.workers)
+    return EXIT_OK
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from edge.app import create_app
+    from edge.keys import parse_keyring
+    from edge.samples import write_demo_folder
+
+    folder = Path(args.folder).resolve()
+    paths = write_demo_folder(folder)
+    keys = os.environ.get("EDGE_SIGNING_KEYS") or generate("hs256", "demo")[0]
+    settings = Settings.from_env(
+        {**os.environ, "EDGE_STORAGE": str(folder), "EDGE_SIGNING_KEYS": keys}
+    )
+    key = parse_keyring(keys).signing_key
+    if key is None:
+        raise ConfigError("EDGE_SIGNING_KEYS holds no key that can sign")
+    base = f"http://{args.host}:{args.port}"
+    now = int(time.time())
+    private = paths["private_png"]
+    signed = sign_url(private, key=key, exp=now + 3600)
+    expired = sign_url(private, key=key, exp=now - 60)
+    sig = signed.split("sig=")[1][:43]
+    tampered = signed.replace(sig, sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:])
+    print(f"edge demo: samples in {folder}, ephemeral key 'demo' (not saved)\n")
+    for label, url, expect in [
+        ("public image", quote_path(paths["public_png"]), "200"),
+        ("public SVG (sandboxed)", quote_path(paths["public_svg"]), "200"),
+        ("private image, signed for 1 hour", signed, "200"),
+        ("the same private image, unsigned", quote_path(private), "404 NOT_FOUND"),
+        ("an expired signed URL", expired, "403 SIGNATURE_EXPIRED"),
+        ("a tampered signed URL", tampered, "403 SIGNATURE_INVALID"),
+    ]:
+        print(f"  {label:36} {expect}\n    {base}{url}")
+    print(f"\nTry one with: curl -i '{base}{signed}'\nCtrl-C stops the server.\n", flush=True)
+    _run_uvicorn(create_app(settings), args, workers=1)
+    return EXIT_OK
+
+
+def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int) -> None:
+    import uvicorn
+
+    from edge.app import UVICORN_OPTIONS
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        app,
+        factory=isinstance(app, str),
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        loop="uvloop",
+        **UVICORN_OPTIONS,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

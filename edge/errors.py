@@ -104,3 +104,11 @@ class Overloaded(EdgeError):
 
 class ConfigError(ValueError):
     """A setting or key entry is unusable; the message names it and never holds key material."""
+
+
+class NotReady(EdgeError):
+    """``/readyz``: storage did not answer the last check."""
+
+    status = 503
+    code = "NOT_READY"
+    message = "Storage is unreachable"

@@ -9,6 +9,7 @@ An error names the variable and never echoes a secret.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -44,6 +45,77 @@ def keyring(name: str, text: str) -> Keyring:
     return parse_keyring(text, variable=name)
 
 
+def duration(name: str, text: str) -> float:
+    """Seconds, decimals allowed, more than 0."""
+    try:
+        value = float(text) if text.isascii() else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400 * 365 or text.lower() in ("nan", "inf"):
+        raise ConfigError(
+            f"{name}: expected a number of seconds above 0, such as 2 or 0.5, got {text!r}"
+        )
+    return value
+
+
+def count(name: str, text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100_000:
+        raise ConfigError(f"{name}: expected a whole number from 1 to 100000, got {text!r}")
+    return int(text)
+
+
+def flag(name: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name}: expected on or off, got {text!r}")
+
+
+def optional_url(name: str, text: str) -> str | None:
+    if not text:
+        return None
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
+        raise ConfigError(f"{name}: expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def text_value(name: str, text: str) -> str | None:
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageTarget:
+    """Where images live: a folder (``kind`` "file", ``location`` its path) or a bucket."""
+
+    kind: str
+    location: str
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        return f"s3://{self.location}/{self.prefix}" if self.kind == "s3" else self.location
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+
+
+def storage(name: str, text: str) -> StorageTarget:
+    """``s3://bucket[/prefix]``, ``file:///abs/path`` or a plain (relative) folder path."""
+    if text.startswith("s3://"):
+        bucket, _, prefix = text.removeprefix("s3://").partition("/")
+        if not _BUCKET.fullmatch(bucket):
+            raise ConfigError(f"{name}: {bucket!r} is not a valid S3 bucket name")
+        prefix = prefix.strip("/")
+        return StorageTarget("s3", bucket, prefix + "/" if prefix else "")
+    if "://" in text and not text.startswith("file://"):
+        raise ConfigError(f"{name}: expected s3://bucket[/prefix], file:///path or a folder path")
+    folder = text.removeprefix("file://")
+    if text.startswith("file://") and not folder.startswith("/"):
+        raise ConfigError(f"{name}: a file:// URL needs an absolute path (file:///srv/images)")
+    return StorageTarget("file", os.path.abspath(folder))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the edge can be told; build it with :meth:`from_env`."""
@@ -66,6 +138,83 @@ class Settings:
         "0",
         "Seconds a signed URL stays valid past its `exp`, for signers whose clocks run behind.",
         seconds,
+    )
+
+    storage: StorageTarget = var(
+        "images",
+        "Where images live: a folder (`images`, `/srv/images` or `file:///srv/images`) or a"
+        " bucket (`s3://bucket` or `s3://bucket/prefix`), holding `public/{user}/{file}` and"
+        " `private/{user}/{file}`. A folder must exist when the server starts.",
+        storage,
+    )
+    s3_endpoint_url: str | None = var(
+        "",
+        "S3 endpoint for S3-compatible stores (MinIO, Ceph, R2), e.g. `http://minio:9000`;"
+        " empty for AWS. Credentials and region come from the standard AWS chain.",
+        optional_url,
+    )
+    s3_region: str | None = var(
+        "", "S3 region; empty means the AWS chain's (`AWS_REGION`, config files).", text_value
+    )
+    s3_max_connections: int = var(
+        "64", "Size of the S3 connection pool, shared by all requests of a process.", count
+    )
+    s3_connect_timeout: float = var(
+        "2", "Seconds to wait for a connection to S3 before `504 STORAGE_TIMEOUT`.", duration
+    )
+    s3_read_timeout: float = var(
+        "10",
+        "Seconds S3 may stay silent (first byte, or between two reads) before"
+        " `504 STORAGE_TIMEOUT`.",
+        duration,
+    )
+    s3_max_attempts: int = var(
+        "3",
+        "Attempts per S3 call, first included, on connection errors, 500, 503 and SlowDown;"
+        " then `502 STORAGE_ERROR`.",
+        count,
+    )
+    max_storage_reads: int = var(
+        "128",
+        "Storage reads (each holding a storage connection until its body is sent) one process"
+        " runs at once; more wait up to `EDGE_QUEUE_TIMEOUT`, then get `503 OVERLOADED`.",
+        count,
+    )
+    queue_timeout: float = var(
+        "0.5",
+        "Seconds a request waits for a storage read slot before `503 OVERLOADED` with"
+        " `Retry-After`.",
+        duration,
+    )
+    public_max_age: int = var(
+        "86400",
+        "`Cache-Control: public, max-age` of public images, in seconds (browsers and shared"
+        " caches).",
+        seconds,
+    )
+    private_max_age: int = var(
+        "3600",
+        "Cap on `Cache-Control: private, max-age` of private images; the max-age is otherwise"
+        " the seconds left before the URL's `exp`, so no browser keeps one past it.",
+        seconds,
+    )
+    cors: bool = var(
+        "on",
+        "`on` answers images with `Access-Control-Allow-Origin: *`, so `<img crossorigin>` and"
+        " canvas work; `off` sends no CORS header.",
+        flag,
+    )
+    send_timeout: float = var(
+        "30",
+        "Seconds a client may take to accept one 64 KiB chunk; a slower (or stopped) reader"
+        " is disconnected, so it cannot hold a storage connection forever.",
+        duration,
+    )
+    ready_interval: float = var(
+        "5",
+        "`/readyz` checks storage at most once per this many seconds and answers from the"
+        " last result in between.",
+        duration,
     )
 
     @classmethod

@@ -1,0 +1,142 @@
+"""The ASGI application: ``/i/...`` on its own lean path, everything else through Starlette.
+
+``create_app()`` is the factory uvicorn runs (``uvicorn --factory edge.app:create_app``).
+Starlette brings the lifespan, health endpoints and JSON 404/405s; image
+requests skip its routing and middleware, which would cost more than the
+signature check itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from edge.errors import EdgeError, MethodNotAllowed, NotFound, NotReady, StorageTimeout
+from edge.images import ImageHandler
+from edge.responses import NO_STORE, error_response
+from edge.settings import Settings
+from edge.signing import Verifier
+from edge.storage import Storage, open_storage
+
+log = logging.getLogger("edge")
+READY_CHECK_TIMEOUT = 3.0
+
+#: How edge runs on uvicorn, shared by `edge serve`, `edge demo` and the tests:
+#: the C parser (httptools), no `Server: uvicorn` banner, and no uvicorn access
+#: log (edge writes its own).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "http": "httptools",
+    "lifespan": "on",
+    "access_log": False,
+    "server_header": False,
+}
+
+
+class Readiness:
+    """Storage reachability, checked at most once per ``interval``; probes in between
+    get the last answer, so a probe storm never becomes a storage storm."""
+
+    def __init__(
+        self, storage: Storage, *, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.storage, self.interval, self.clock = storage, interval, clock
+        self._checked_at = -float("inf")
+        self._error: EdgeError | None = None
+        self._lock = asyncio.Lock()
+
+    async def error(self) -> EdgeError | None:
+        async with self._lock:
+            if self.clock() - self._checked_at >= self.interval:
+                try:
+                    async with asyncio.timeout(READY_CHECK_TIMEOUT):
+                        await self.storage.check()
+                    self._error = None
+                except TimeoutError:
+                    self._error = StorageTimeout("readiness check timed out")
+                except EdgeError as error:
+                    self._error = error
+                if self._error is not None:
+                    log.warning("storage not ready: %s", self._error.reason)
+                self._checked_at = self.clock()
+            return self._error
+
+
+class Edge:
+    """The whole service: image handler, health endpoints, lifespan."""
+
+    def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self.storage = storage or open_storage(settings)
+        verifier = Verifier(
+            settings.signing_keys, max_ttl=settings.max_ttl, leeway=settings.clock_leeway
+        )
+        self.images = ImageHandler(settings=settings, verifier=verifier, storage=self.storage)
+        self.readiness = Readiness(self.storage, interval=settings.ready_interval)
+        self.router = Starlette(
+            routes=[Route("/healthz", self.healthz), Route("/readyz", self.readyz)],
+            lifespan=self.lifespan,
+            exception_handlers={HTTPException: self.http_error, Exception: self.internal_error},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/i/"):
+            await self.images(scope, receive, send)
+        else:
+            await self.router(scope, receive, send)
+
+    @asynccontextmanager
+    async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        await self.storage.open()
+        if not self.settings.signing_keys:
+            log.warning("EDGE_SIGNING_KEYS is empty: private images will not be served")
+        try:
+            yield
+        finally:
+            await self.storage.aclose()
+
+    async def healthz(self, _: Request) -> Response:
+        return _json(200, b'{"status":"ok"}')
+
+    async def readyz(self, _: Request) -> Response:
+        error = await self.readiness.error()
+        if error is None:
+            return _json(200, b'{"status":"ready"}')
+        return self._error(NotReady(error.reason))
+
+    async def http_error(self, _: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return self._error(MethodNotAllowed())
+        return self._error(NotFound("no route"))
+
+    async def internal_error(self, request: Request, exc: Exception) -> Response:
+        log.error("unexpected error on %s", request.url.path[:200], exc_info=exc)
+        return self._error(EdgeError("unexpected error"))
+
+    def _error(self, error: EdgeError) -> Response:
+        status, headers, body = error_response(error, cors=False)
+        response = Response(body, status_code=status)
+        response.raw_headers = list(headers)
+        return response
+
+
+def _json(status: int, body: bytes) -> Response:
+    response = Response(body, status_code=status, media_type="application/json")
+    response.raw_headers.append(NO_STORE)
+    return response
+
+
+def create_app(settings: Settings | None = None, **options: Any) -> Edge:
+    """The app factory: settings from the environment unless given."""
+    return Edge(settings or Settings.from_env(), **options)

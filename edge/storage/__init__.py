@@ -1,0 +1,50 @@
+"""Where image bytes live: one small interface, a local folder and an S3 bucket behind it.
+
+Keys follow the spec's layout, ``public/{user}/{file}`` and ``private/{user}/{file}``
+under the folder or the bucket prefix; the server picks the key, so an
+unsigned request never names a private object.
+"""
+
+from __future__ import annotations
+
+import os
+
+from edge.errors import ConfigError
+from edge.settings import Settings
+from edge.storage.base import CHUNK_BYTES, Body, Conditions, Reply, Stat, Storage
+from edge.storage.files import FileStorage
+
+__all__ = [
+    "CHUNK_BYTES",
+    "Body",
+    "Conditions",
+    "FileStorage",
+    "Reply",
+    "Stat",
+    "Storage",
+    "open_storage",
+]
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The storage the settings name; a missing folder is a start-up error naming the variable."""
+    target = settings.storage
+    if target.kind == "s3":
+        from edge.storage.s3 import S3Storage  # aiobotocore loads only when used
+
+        return S3Storage(
+            bucket=target.location,
+            prefix=target.prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            max_connections=settings.s3_max_connections,
+            connect_timeout=settings.s3_connect_timeout,
+            read_timeout=settings.s3_read_timeout,
+            max_attempts=settings.s3_max_attempts,
+        )
+    if not os.path.isdir(target.location):
+        raise ConfigError(
+            f"EDGE_STORAGE: folder {target.location!r} does not exist; create it with public/"
+            " and private/ inside, or run `edge demo`"
+        )
+    return FileStorage(target.location)

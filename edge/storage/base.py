@@ -1,0 +1,100 @@
+"""The storage interface and the types that cross it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.http import RangeSpec, if_range_holds, is_not_modified, resolve_range
+
+#: Bodies move in chunks of this size: large enough that per-chunk overhead is
+#: small, small enough that a slow client holds little memory.
+CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What the edge needs to know of a stored object."""
+
+    size: int
+    etag: str  # quoted, as sent in the ETag header
+    last_modified: int  # Unix seconds
+    content_type: str | None  # as stored; None when the store keeps none
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The request headers that shape a read; raw strings, validated where used."""
+
+    range: RangeSpec | None = None
+    if_range: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+
+
+NO_CONDITIONS = Conditions()
+
+
+class Body(Protocol):
+    """A stream of chunks holding a storage resource until ``aclose``, which must always
+    be awaited, even if the stream was never iterated."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Reply:
+    """A storage answer: status 200, 206 or 304, the bytes ``start..end`` (inclusive)."""
+
+    status: int
+    stat: Stat
+    start: int
+    end: int
+    body: Body | None  # None for HEAD, 304, and small bodies read whole into ``data``
+    data: bytes | None = None  # a small body read whole, instead of ``body``
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def decide(stat: Stat, conditions: Conditions) -> tuple[int, int, int]:
+    """Status and byte span for a read of ``stat`` under ``conditions`` (RFC 9110 order)."""
+    if is_not_modified(
+        if_none_match=conditions.if_none_match,
+        if_modified_since=conditions.if_modified_since,
+        etag=stat.etag,
+        last_modified=stat.last_modified,
+    ):
+        return 304, 0, -1
+    if conditions.range is not None and if_range_holds(
+        conditions.if_range, etag=stat.etag, last_modified=stat.last_modified
+    ):
+        start, end = resolve_range(conditions.range, stat.size)
+        return 206, start, end
+    return 200, 0, stat.size - 1
+
+
+class Storage(ABC):
+    """A place objects are read from. Errors are :mod:`edge.errors` types."""
+
+    #: A name for logs and metrics: "file" or "s3".
+    kind: str
+
+    async def open(self) -> None:  # noqa: B027 (an optional hook)
+        """Acquire long-lived resources (clients, pools); called once at start-up."""
+
+    async def aclose(self) -> None:  # noqa: B027 (an optional hook)
+        """Release them; called once at shutdown."""
+
+    @abstractmethod
+    async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
+        """Answer a GET (or, with ``head``, a HEAD) of ``key``; raise NotFound if absent."""
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Raise StorageError or StorageTimeout unless the storage answers."""

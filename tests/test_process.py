@@ -1,0 +1,145 @@
+"""The `edge` command as a real process: the demo (the README's run command), serve, memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.samples import CANARY
+from tests.servers import free_socket
+
+EDGE = [sys.executable, "-m", "edge.cli"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "AWS_"))}
+    return {**env, **extra}
+
+
+@contextmanager
+def edge_process(
+    args: list[str], *, env: dict[str, str], cwd: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `edge ARGS`, its output in ``cwd/edge.log``; interrupt it afterwards."""
+    with (cwd / "edge.log").open("wb") as log:
+        process = subprocess.Popen([*EDGE, *args], env=env, cwd=cwd, stdout=log, stderr=log)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        assert process.poll() is None, "edge exited early"
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "edge did not start"
+        time.sleep(0.1)
+
+
+def port() -> int:
+    sock = free_socket()
+    number: int = sock.getsockname()[1]
+    sock.close()
+    return number
+
+
+def test_demo_serves_what_it_prints(tmp_path: Path) -> None:
+    number = port()
+    with edge_process(["demo", "--port", str(number)], env=clean_env(), cwd=tmp_path) as process:
+        base = f"http://127.0.0.1:{number}"
+        wait_ready(base, process)
+        text = (tmp_path / "edge.log").read_text()
+        pairs = re.findall(r"\s{2}(.+?)\s{2,}(\d{3})[^\n]*\n\s+(http://\S+)", text)
+        assert len(pairs) == 6, text
+        for label, status, url in pairs:
+            response = httpx.get(url, timeout=10)
+            assert response.status_code == int(status), (label, url)
+            if status == "200":
+                assert response.content[:4] in (b"\x89PNG", b"<svg"), label
+            else:
+                assert CANARY not in response.content
+    assert (tmp_path / "demo-images" / "public" / "demo" / "welcome.png").exists()
+    assert (
+        tmp_path / "demo-images" / "private" / "demo" / "albums" / "2026" / "sunrise.png"
+    ).exists()
+
+
+def test_serve_without_a_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*EDGE, "serve"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("edge: EDGE_STORAGE: folder ") and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("EDGE_SIGNING_KEYS", "a:hs256:c2hvcnQ"), ("EDGE_CORS", "maybe"), ("EDGE_STORAGE", "ftp://x")],
+)
+def test_serve_rejects_bad_settings_at_start(tmp_path: Path, name: str, value: str) -> None:
+    done = subprocess.run(
+        [*EDGE, "serve"],
+        env=clean_env(**{name: value}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.startswith(f"edge: {name}: ")
+    assert "Traceback" not in done.stderr and "c2hvcnQ" not in done.stderr
+
+
+def peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+
+
+def test_one_gib_streams_with_flat_memory(tmp_path: Path) -> None:
+    """1 GiB through a real `edge serve` process: its peak RSS must barely move."""
+    big = tmp_path / "public" / "alice" / "huge.png"
+    big.parent.mkdir(parents=True)
+    (tmp_path / "private").mkdir()
+    with big.open("wb") as handle:
+        handle.truncate(1024**3)  # sparse: no disk, the page cache feeds zeros fast
+    number = port()
+    env = clean_env(EDGE_STORAGE=str(tmp_path))
+    with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
+        base = f"http://127.0.0.1:{number}"
+        wait_ready(base, process)
+        httpx.get(base + "/i/alice/huge.png", headers={"range": "bytes=0-1048575"}, timeout=10)
+        before = peak_rss_kib(process.pid)
+        received = 0
+        with httpx.stream("GET", base + "/i/alice/huge.png", timeout=60) as response:
+            for chunk in response.iter_raw(1024 * 1024):
+                received += len(chunk)
+        growth = peak_rss_kib(process.pid) - before
+    assert received == 1024**3
+    assert growth < 32 * 1024, f"peak RSS grew by {growth} KiB"
