@@ -327,3 +327,11 @@ def test_health_endpoints(world: World) -> None:
     ready = get(base + "/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
     assert ready.headers["cache-control"] == "no-store"
+
+
+def test_signed_request_prefers_private_over_public(world: World) -> None:
+    path = world.put("public", "alice", "both.png", PNG)
+    world.put("private", "alice", "both.png", SECRET_PNG)
+    base = world.serve()
+    assert get(base + world.sign(path)).content == SECRET_PNG
+    assert get(base + path).content == PNG

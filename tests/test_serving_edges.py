@@ -216,3 +216,23 @@ def test_disconnect_stops_reading_storage(world: World) -> None:
         assert time.monotonic() < deadline, "the storage body is closed after a disconnect"
         time.sleep(0.02)
     assert counting.chunks_read < 400, f"read {counting.chunks_read} of 1024 chunks"
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_a_reader_that_stops_is_cut_off(world: World) -> None:
+    assert world.root is not None
+    world.put("public", "alice", "huge.png", b"")
+    os.truncate(world.root / "public" / "alice" / "huge.png", 64 * 1024 * 1024)
+    base = world.serve(EDGE_SEND_TIMEOUT="0.5")
+    parts = urlsplit(base)
+    counting = world.counting
+    assert counting is not None
+    with socket.create_connection((parts.hostname, parts.port)) as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.sendall(b"GET /i/alice/huge.png HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.recv(1024)  # then read nothing more
+        deadline = time.monotonic() + 10
+        while counting.bodies_closed == 0:
+            assert time.monotonic() < deadline, "a stalled reader must not hold storage"
+            time.sleep(0.05)
+    assert counting.chunks_read < 1024
