@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_DEPS := tests/browser/node_modules/.package-lock.json
 
 .PHONY: install demo test lint bench clean
 
@@ -12,7 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# playwright-core drives Debian's Chromium; it downloads no browser.
+$(NODE_DEPS): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) $(NODE_DEPS)
 
 demo: $(STAMP)
 	$(BIN)/edge demo
@@ -22,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(NODE_DEPS)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,9 +10,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.keys import parse_keyring
+from edge.samples import CANARY, png
 from edge.signing import Verifier, check_url
-from tests.conftest import DATA, VECTORS
+from tests.conftest import DATA, VECTORS, World
 
 ROOT = Path(__file__).parent.parent
 NODE = shutil.which("node")
@@ -56,3 +60,51 @@ def test_node_signer_command_mints_urls_edge_verifies() -> None:
 def test_node_signer_usage_error() -> None:
     done = node("signers/node/edge-signer.mjs")
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_node_signer_against_a_live_edge(world: World) -> None:
+    """URLs minted in Node fetch private bytes from a running edge, with hs256 and ed25519."""
+    signing = VECTORS["keys"]["signing"]
+    data = png(40, 30) + CANARY
+    path = world.put("private", "bob", "ça va?.png", data)
+    expected = hashlib.sha256(data).hexdigest()
+    base = world.serve(EDGE_SIGNING_KEYS=VECTORS["keys"]["verifying"])
+    env = {"PATH": os.environ.get("PATH", ""), "EDGE_SIGNING_KEYS": signing}
+    for kid in ("", "old", "ed1"):
+        done = node("tests/sign_and_fetch.mjs", base, path, *([kid] if kid else []), env=env)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["status"] == 200, result
+        assert result["sha256"] == expected
+    done = node("tests/sign_and_fetch.mjs", base, "/i/bob/missing.png", env=env)
+    assert json.loads(done.stdout)["status"] == 404
+
+
+def test_typescript_sees_the_signers_types(tmp_path: Path) -> None:
+    """The .d.mts types compile for correct use and reject a wrong call: they are not `any`."""
+    tsc = ROOT / "tests" / "browser" / "node_modules" / ".bin" / "tsc"
+    assert tsc.exists(), "run npm ci in tests/browser (make test does)"
+    good = node(str(tsc), "-p", "tests/browser/tsconfig.json")
+    assert good.returncode == 0, good.stdout
+    wrong = tmp_path / "wrong.ts"
+    wrong.write_text(
+        f"import {{ signUrl }} from '{ROOT}/signers/node/edge-signer.mjs';\n"
+        "signUrl('/i/a/b.png', { exp: '1700000000' });\n"
+    )
+    bad = node(
+        str(tsc),
+        "--noEmit",
+        "--strict",
+        "--module",
+        "NodeNext",
+        "--moduleResolution",
+        "NodeNext",
+        "--types",
+        "node",
+        "--typeRoots",
+        str(ROOT / "tests" / "browser" / "node_modules" / "@types"),
+        str(wrong),
+    )
+    assert bad.returncode != 0
+    assert "TS2345" in bad.stdout or "TS2322" in bad.stdout or "TS2741" in bad.stdout, bad.stdout

@@ -1,0 +1,3 @@
+module example.com/edgesign
+
+go 1.19

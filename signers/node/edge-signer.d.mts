@@ -1,0 +1,19 @@
+// Types for edge-signer.mjs, for TypeScript callers: import { parseKeyring, signUrl } from './edge-signer.mjs';
+import type { KeyObject } from 'node:crypto';
+
+/** One signing entry of EDGE_SIGNING_KEYS. */
+export interface SigningKey {
+  kid: string;
+  alg: 'hs256' | 'ed25519';
+  material?: Buffer; // hs256 secret
+  privateKey?: KeyObject; // ed25519
+}
+
+/** Parse EDGE_SIGNING_KEYS ("kid:alg:key,...") into the keys that can sign, in order. */
+export function parseKeyring(text: string): SigningKey[];
+
+/** Percent-encode the UTF-8 path, leaving only A-Z a-z 0-9 - . _ ~ and / literal. */
+export function quotePath(path: string): string;
+
+/** Path and query of a signed URL: path is decoded ("/i/bob/café.png"), exp in Unix seconds. */
+export function signUrl(path: string, options: { key: SigningKey; exp: number; includeKid?: boolean }): string;

@@ -1,0 +1,204 @@
+"""Real headless Chromium renders edge's images from a page on another origin.
+
+Asserted from the page (natural sizes, canvas pixels) and from the edge's side
+(what each request was answered); the screenshot is kept in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from edge.app import Edge
+from edge.samples import png
+from tests.conftest import World
+from tests.servers import run_uvicorn
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+DISC = [250, 215, 110, 255]  # the colour of the disc png() draws at (0.7 w, 0.35 h)
+
+
+class Recorder:
+    """ASGI middleware noting each request's path, query and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str, int, float]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def record(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                query = scope["query_string"].decode()
+                self.seen.append((scope["path"], query, message["status"], time.time()))
+            await send(message)
+
+        await self.app(scope, receive, record)
+
+    def statuses(self, path: str, *, query: str | None = None, after: float = 0) -> list[int]:
+        return [
+            status
+            for seen_path, seen_query, status, when in self.seen
+            if seen_path == path and (query is None or seen_query == query) and when >= after
+        ]
+
+
+def figure(edge: str, ident: str, url: str, caption: str, extra: str = "") -> str:
+    return (
+        f'<figure><img data-check id="{ident}" src="{html.escape(edge + url)}" {extra} alt="✗ {ident}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+PAGE_SCRIPT = """
+<script>
+window.addEventListener('load', () => {
+  const images = [...document.querySelectorAll('img[data-check]')];
+  const source = document.getElementById('canvas');
+  const canvas = document.createElement('canvas');
+  canvas.width = source.naturalWidth; canvas.height = source.naturalHeight;
+  const holder = document.createElement('figure');
+  holder.append(canvas, Object.assign(document.createElement('figcaption'), {textContent: 'canvas copy, pixels read back'}));
+  document.body.appendChild(holder);
+  let pixel;
+  try {
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(source, 0, 0);
+    pixel = [...ctx.getImageData(Math.floor(canvas.width * 0.7), Math.floor(canvas.height * 0.35), 1, 1).data];
+  } catch (error) { pixel = 'tainted: ' + error.name; }
+  window.__results = {
+    images: Object.fromEntries(images.map((i) => [i.id, {w: i.naturalWidth, h: i.naturalHeight, src: i.currentSrc}])),
+    pixel,
+  };
+  window.__done = true;
+});
+</script>
+"""
+
+
+def page(body: str) -> HTMLResponse:
+    style = (
+        "<style>body{font:14px sans-serif;background:#f3f4f6}figure{display:inline-block;"
+        "margin:8px;padding:8px;background:#fff;min-width:140px;vertical-align:top}"
+        "img{display:block;min-height:20px}</style>"
+    )
+    return HTMLResponse(
+        f"<!doctype html><meta charset=utf-8><title>edge</title>{style}{body}{PAGE_SCRIPT}"
+    )
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_images_in_a_real_browser(world: World) -> None:
+    node = shutil.which("node")
+    assert node is not None, "node is missing: .ci/run installs it"
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), (
+        "run npm ci in tests/browser"
+    )
+    public = world.put("public", "web", "public.png", png(64, 48))
+    private = world.put("private", "web", "private.png", png(80, 60, hue=1))
+    sizes = {
+        width: world.put("private", "web", f"hero-{width}.png", png(width, width * 2 // 3, hue=2))
+        for width in (120, 240, 480)
+    }
+    short = world.put("private", "web", "short-lived.png", png(50, 50, hue=1))
+    now = int(time.time())
+    expires_at = now + 6
+    short_url = world.sign(short, exp=expires_at)
+    signed = world.sign(private)
+    tampered = signed.replace("sig=", "sig=A").replace("&", "&x=1&", 1)
+    srcset = ", ".join(f"{html.escape(world.sign(path))} {w}w" for w, path in sizes.items())
+
+    recorder = Recorder(Edge(world.settings()))
+    with run_uvicorn(recorder) as edge:
+        srcset = ", ".join(f"{edge}{item}" for item in srcset.split(", "))
+
+        async def main_page(_: object) -> HTMLResponse:
+            return page(
+                "<h1>edge in Chromium</h1>"
+                + figure(edge, "public", public, "public: loads")
+                + figure(edge, "private", signed, "private, signed: loads")
+                + figure(edge, "unsigned", private, "private, unsigned: 404")
+                + figure(edge, "expired", world.sign(private, exp=now - 10), "expired: 403")
+                + figure(edge, "tampered", tampered, "tampered: 403")
+                + figure(
+                    edge,
+                    "canvas",
+                    public,
+                    "crossorigin, drawn to canvas",
+                    'crossorigin="anonymous"',
+                )
+                + figure(edge, "short", short_url, f"signed until {expires_at}")
+                + f'<figure><img data-check id="srcset" srcset="{srcset}" sizes="240px" alt="✗ srcset">'
+                "<figcaption>srcset of 3 signed sizes: 240w</figcaption></figure>"
+            )
+
+        async def expired_page(_: object) -> HTMLResponse:
+            return page(
+                figure(edge, "short", short_url, "the same URL after exp: fails")
+                + figure(edge, "canvas", public, "public", 'crossorigin="anonymous"')
+            )
+
+        site = Starlette(routes=[Route("/", main_page), Route("/expired", expired_page)])
+        with run_uvicorn(site) as site_url:
+            ARTIFACTS.mkdir(exist_ok=True)
+            config = ARTIFACTS / "browser-config.json"
+            config.write_text(
+                json.dumps(
+                    {
+                        "pageUrl": site_url + "/",
+                        "expiredPageUrl": site_url + "/expired",
+                        "screenshot": str(ARTIFACTS / "browser.png"),
+                        "expiresAt": expires_at,
+                    }
+                )
+            )
+            reload_started = time.time()
+            done = subprocess.run(
+                [node, str(BROWSER_DIR / "check.mjs"), str(config)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                cwd=BROWSER_DIR,
+            )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    images = results["first"]["images"]
+    assert (images["public"]["w"], images["public"]["h"]) == (64, 48)
+    assert (images["private"]["w"], images["private"]["h"]) == (80, 60)
+    for failed in ("unsigned", "expired", "tampered"):
+        assert images[failed]["w"] == 0, failed
+    assert results["first"]["pixel"] == DISC, "CORS lets the page read the canvas"
+    assert images["srcset"]["w"] == 240 and "hero-240.png" in images["srcset"]["src"]
+    assert images["short"]["w"] == 50
+
+    assert set(recorder.statuses(private, query="")) == {404}, "errors are no-store: refetched"
+    assert 403 in recorder.statuses(private)
+    assert all(status in (200, 304) for status in recorder.statuses(public))
+    public_loads = recorder.statuses(public)
+    assert public_loads[0] == 200
+    assert all(status == 304 for status in public_loads[1:]), "a reload is cached or revalidated"
+    reloaded = results["reload"]["images"]
+    assert reloaded["public"]["w"] == 64 and reloaded["private"]["w"] == 80
+
+    after = results["afterExpiry"]["images"]
+    assert after["short"]["w"] == 0, "a private image is not kept past its exp"
+    assert recorder.statuses(short, after=expires_at) == [403]
+    assert after["canvas"]["w"] == 64
+    assert reload_started < expires_at
+    assert (ARTIFACTS / "browser.png").stat().st_size > 10_000
