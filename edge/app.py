@@ -15,15 +15,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from edge.errors import EdgeError, MethodNotAllowed, NotFound, NotReady, StorageTimeout
 from edge.images import ImageHandler
+from edge.observe import AccessLog, Exchange, Metrics, Observer
+from edge.proxies import ProxyPolicy
 from edge.responses import NO_STORE, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
@@ -33,13 +36,15 @@ log = logging.getLogger("edge")
 READY_CHECK_TIMEOUT = 3.0
 
 #: How edge runs on uvicorn, shared by `edge serve`, `edge demo` and the tests:
-#: the C parser (httptools), no `Server: uvicorn` banner, and no uvicorn access
-#: log (edge writes its own).
+#: the C parser (httptools), no `Server: uvicorn` banner, no uvicorn access log
+#: (edge writes its own), and no rewriting of the client address from forwarded
+#: headers (edge trusts only EDGE_TRUSTED_PROXIES, uvicorn would trust 127.0.0.1).
 UVICORN_OPTIONS: dict[str, Any] = {
     "http": "httptools",
     "lifespan": "on",
     "access_log": False,
     "server_header": False,
+    "proxy_headers": False,
 }
 
 
@@ -81,29 +86,55 @@ class Edge:
         verifier = Verifier(
             settings.signing_keys, max_ttl=settings.max_ttl, leeway=settings.clock_leeway
         )
-        self.images = ImageHandler(settings=settings, verifier=verifier, storage=self.storage)
+        self.metrics = None if settings.metrics == "off" else Metrics()
+        self.observer = Observer(
+            metrics=self.metrics,
+            log=AccessLog() if settings.access_log == "json" else None,
+            proxies=ProxyPolicy(settings.trusted_proxies),
+        )
+        self.images = ImageHandler(
+            settings=settings, verifier=verifier, storage=self.storage, metrics=self.metrics
+        )
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
+        routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
+        if settings.metrics == "on":
+            routes.append(Route("/metrics", self.metrics_page))
         self.router = Starlette(
-            routes=[Route("/healthz", self.healthz), Route("/readyz", self.readyz)],
+            routes=routes,
             lifespan=self.lifespan,
             exception_handlers={HTTPException: self.http_error, Exception: self.internal_error},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/i/"):
-            await self.images(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.router(scope, receive, send)
+            return
+        exchange = self.observer.start()
+        try:
+            if scope["path"].startswith("/i/"):
+                await self.images(scope, receive, send, exchange)
+            else:
+                await self.router(scope, receive, _recording(send, exchange))
+        finally:
+            self.observer.finish(scope, exchange)
 
     @asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         await self.storage.open()
         if not self.settings.signing_keys:
             log.warning("EDGE_SIGNING_KEYS is empty: private images will not be served")
+        if isinstance(self.settings.metrics, int) and self.metrics is not None:
+            start_http_server(self.settings.metrics, registry=self.metrics.registry)
         try:
             yield
         finally:
             await self.storage.aclose()
+            if self.observer.log is not None:
+                self.observer.log.close()
+
+    async def metrics_page(self, _: Request) -> Response:
+        assert self.metrics is not None
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(self, _: Request) -> Response:
         return _json(200, b'{"status":"ok"}')
@@ -129,6 +160,19 @@ class Edge:
         response = Response(body, status_code=status)
         response.raw_headers = list(headers)
         return response
+
+
+def _recording(send: Send, exchange: Exchange) -> Send:
+    """Wrap ``send`` to note the status and body size of a response Starlette builds."""
+
+    async def recording(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            exchange.status = message["status"]
+        elif message["type"] == "http.response.body":
+            exchange.sent += len(message.get("body", b""))
+        await send(message)
+
+    return recording
 
 
 def _json(status: int, body: bytes) -> Response:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -160,7 +162,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     open_storage(settings)  # a missing folder is a one-line error here, not a traceback
-    _run_uvicorn("edge.app:create_app", args, workers=args.workers)
+    _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
     return EXIT_OK
 
 
@@ -196,11 +198,11 @@ def run_demo(args: argparse.Namespace) -> int:
     ]:
         print(f"  {label:36} {expect}\n    {base}{url}")
     print(f"\nTry one with: curl -i '{base}{signed}'\nCtrl-C stops the server.\n", flush=True)
-    _run_uvicorn(create_app(settings), args, workers=1)
+    _run_uvicorn(create_app(settings), args, workers=1, settings=settings)
     return EXIT_OK
 
 
-def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int) -> None:
+def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int, settings: Settings) -> None:
     import uvicorn
 
     from edge.app import UVICORN_OPTIONS
@@ -208,6 +210,9 @@ def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # uvicorn drains connections on SIGTERM, then re-raises the signal once done;
+    # with this handler in place that ends in a normal return: a requested stop exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         app,
         factory=isinstance(app, str),
@@ -215,6 +220,7 @@ def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int) -> None:
         port=args.port,
         workers=workers,
         loop="uvloop",
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         **UVICORN_OPTIONS,
     )
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
-from edge.errors import EdgeError, MethodNotAllowed, NotFound
+from edge.errors import EdgeError, MethodNotAllowed, NotFound, StorageError, StorageTimeout
 from edge.http import effective_type, parse_range
 from edge.limits import ReadSlots
+from edge.observe import Exchange, Metrics
 from edge.paths import request_path
 from edge.responses import (
     ACCEPT_RANGES,
@@ -44,8 +45,10 @@ class ImageHandler:
         settings: Settings,
         verifier: Verifier,
         storage: Storage,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.metrics = metrics
         self.verifier = verifier
         self.storage = storage
         self.clock = clock
@@ -62,7 +65,9 @@ class ImageHandler:
             f"public, max-age={settings.public_max_age}".encode(),
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange
+    ) -> None:
         head = scope["method"] == "HEAD"
         try:
             if not head and scope["method"] != "GET":
@@ -72,10 +77,10 @@ class ImageHandler:
             conditions = _conditions(scope["headers"])
             await self.slots.acquire()
         except Exception as error:
-            await self._fail(send, error, head, scope.get("path", ""))
+            await self._fail(send, error, head, scope.get("path", ""), exchange)
             return
         try:
-            await self._serve(path, grant, conditions, head, receive, send)
+            await self._serve(path, grant, conditions, head, receive, send, exchange)
         finally:
             self.slots.release()
 
@@ -87,30 +92,49 @@ class ImageHandler:
         head: bool,
         receive: Receive,
         send: Send,
+        exchange: Exchange,
     ) -> None:
         """Read storage and answer, holding a read slot (released by the caller)."""
         try:
             reply, private = await self._read(path[3:], grant, conditions, head)
         except Exception as error:
-            await self._fail(send, error, head, path)
+            await self._fail(send, error, head, path, exchange)
             return
         headers = self._headers(reply, private, grant, path)
+        exchange.status = reply.status
+        exchange.outcome = "private" if private else "public"
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         if reply.body is None:
             body = b"" if head or reply.data is None else reply.data
             await send({"type": "http.response.body", "body": body})
+            exchange.sent = len(body)
         else:
-            await self._stream(reply.body, receive, send)
+            await self._stream(reply.body, receive, send, exchange)
 
     async def _read(
         self, rest: str, grant: Grant | None, conditions: Conditions, head: bool
     ) -> tuple[Reply, bool]:
         if grant is not None:
             try:
-                return await self.storage.read("private/" + rest, conditions, head=head), True
+                return await self._timed_read("private/" + rest, conditions, head), True
             except NotFound:
                 pass
-        return await self.storage.read("public/" + rest, conditions, head=head), False
+        return await self._timed_read("public/" + rest, conditions, head), False
+
+    async def _timed_read(self, key: str, conditions: Conditions, head: bool) -> Reply:
+        if self.metrics is None:
+            return await self.storage.read(key, conditions, head=head)
+        started = time.perf_counter()
+        try:
+            return await self.storage.read(key, conditions, head=head)
+        except (StorageError, StorageTimeout) as error:
+            self.metrics.storage_errors.labels(self.storage.kind, error.code).inc()
+            raise
+        finally:
+            operation = "head" if head else "get"
+            self.metrics.storage_latency.labels(self.storage.kind, operation).observe(
+                time.perf_counter() - started
+            )
 
     def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:
         stat = reply.stat
@@ -132,7 +156,7 @@ class ImageHandler:
             )
         return headers
 
-    async def _stream(self, body: Body, receive: Receive, send: Send) -> None:
+    async def _stream(self, body: Body, receive: Receive, send: Send, exchange: Exchange) -> None:
         """Send a large body chunk by chunk, reading storage only as fast as the client takes it.
 
         Returning without completing the response makes the server close the
@@ -144,22 +168,30 @@ class ImageHandler:
             async for chunk in body:
                 async with asyncio.timeout(self.send_timeout):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                exchange.sent += len(chunk)
                 if gone.done():
                     return  # the client went away: stop reading storage
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
+            exchange.outcome = "client_too_slow"
             log.warning("client took over %ss for one chunk: disconnected", self.send_timeout)
         except EdgeError as error:
+            exchange.outcome = "storage_aborted"
             log.warning("storage failed mid-body, connection aborted: %s", error.reason)
         finally:
             gone.cancel()
             await body.aclose()
 
-    async def _fail(self, send: Send, error: Exception, head: bool, path: str) -> None:
+    async def _fail(
+        self, send: Send, error: Exception, head: bool, path: str, exchange: Exchange
+    ) -> None:
         if not isinstance(error, EdgeError):  # a bug: logged with its traceback, answered without
             log.error("unexpected error serving %s", path[:200], exc_info=error)
             error = EdgeError("unexpected error")
+        exchange.status = error.status
+        exchange.outcome = "error" if type(error) is EdgeError else error.code.lower()
         await self.send_error(send, error, head=head)
+        exchange.sent = 0 if head else len(error_response(error, cors=self.cors)[2])
 
     async def send_error(self, send: Send, error: EdgeError, *, head: bool = False) -> None:
         status, headers, body = error_response(error, cors=self.cors)

@@ -85,6 +85,28 @@ def text_value(name: str, text: str) -> str | None:
     return text or None
 
 
+def access_log(name: str, text: str) -> str:
+    if text.lower() not in ("json", "off"):
+        raise ConfigError(f"{name}: expected json or off, got {text!r}")
+    return text.lower()
+
+
+def metrics_mode(name: str, text: str) -> str | int:
+    """``on`` (at /metrics), ``off``, or a port number for a listener of its own."""
+    lowered = text.lower()
+    if lowered in ("on", "off"):
+        return lowered
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise ConfigError(f"{name}: expected on, off or a port number, got {text!r}")
+
+
+def networks(name: str, text: str) -> tuple[Any, ...]:
+    from edge.proxies import parse_networks
+
+    return parse_networks(name, text)
+
+
 @dataclass(frozen=True, slots=True)
 class StorageTarget:
     """Where images live: a folder (``kind`` "file", ``location`` its path) or a bucket."""
@@ -208,6 +230,31 @@ class Settings:
         "30",
         "Seconds a client may take to accept one 64 KiB chunk; a slower (or stopped) reader"
         " is disconnected, so it cannot hold a storage connection forever.",
+        duration,
+    )
+    access_log: str = var(
+        "json",
+        "`json`: one JSON line per request on stdout (time, client, method, path with `sig`"
+        " redacted, status, bytes, duration, outcome, cache), written off the event loop;"
+        " `off`: none.",
+        access_log,
+    )
+    metrics: str | int = var(
+        "on",
+        "Prometheus metrics: `on` serves them at `/metrics`, a port number on a listener of"
+        " their own (keep it off the public network), `off` disables them.",
+        metrics_mode,
+    )
+    trusted_proxies: tuple[Any, ...] = var(
+        "",
+        "Proxies (addresses or CIDR networks, comma-separated) whose `X-Forwarded-For` and"
+        " `X-Forwarded-Proto` name the client in logs; from anyone else they are ignored.",
+        networks,
+    )
+    shutdown_timeout: float = var(
+        "30",
+        "On SIGTERM, seconds in-flight downloads get to finish after the edge stops"
+        " accepting connections; then it exits.",
         duration,
     )
     ready_interval: float = var(

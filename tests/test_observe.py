@@ -1,0 +1,231 @@
+"""Access log, metrics, proxy awareness, graceful shutdown: on real processes where it matters."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.observe import AccessLog, redact
+from edge.proxies import ProxyPolicy
+from edge.samples import png
+from tests.conftest import KEYS, World
+from tests.test_process import clean_env, edge_process, port, wait_ready
+
+PNG = png(32, 32)
+
+
+def scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, object]:
+    return {"client": (peer, 5000), "scheme": "http", "headers": list(headers)}
+
+
+def test_redact_hides_every_sig_value() -> None:
+    assert redact(b"sig=abc&exp=1") == b"sig=[redacted]&exp=1"
+    assert redact(b"exp=1&%73ig=abc&kid=k") == b"exp=1&%73ig=[redacted]&kid=k"
+    assert redact(b"sig=a&sig=b") == b"sig=[redacted]&sig=[redacted]"
+    assert redact(b"v=2&sigma=1") == b"v=2&sigma=1"
+    assert redact(b"sig") == b"sig"
+
+
+def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
+    trusted = ProxyPolicy(
+        (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))
+    )
+    forwarded = (b"x-forwarded-for", b"6.6.6.6, 203.0.113.7, 10.1.2.3")
+    proto = (b"x-forwarded-proto", b"https")
+    assert trusted.client_and_scheme(scope("127.0.0.1", forwarded, proto)) == (
+        "203.0.113.7",
+        "https",
+    )
+    assert trusted.client_and_scheme(scope("198.51.100.1", forwarded, proto)) == (
+        "198.51.100.1",
+        "http",
+    )
+    assert ProxyPolicy().client_and_scheme(scope("127.0.0.1", forwarded, proto)) == (
+        "127.0.0.1",
+        "http",
+    )
+    assert trusted.client_and_scheme(scope("127.0.0.1", (b"x-forwarded-proto", b"gopher"))) == (
+        "127.0.0.1",
+        "http",
+    )
+    only_proxies = (b"x-forwarded-for", b"10.0.0.1, 10.0.0.2")
+    assert trusted.client_and_scheme(scope("127.0.0.1", only_proxies))[0] == "10.0.0.1"
+
+
+def test_access_log_never_blocks_its_caller() -> None:
+    """A stdout nobody reads (a full pipe) stalls the writer thread, never put()."""
+    read_end, write_end = os.pipe()
+    log = AccessLog(write_end)
+    line = b"x" * 199 + b"\n"
+    started = time.monotonic()
+    for _ in range(20_000):  # 4 MB: far beyond a pipe's 64 KiB
+        log.put(line)
+    assert time.monotonic() - started < 1.0
+    received = 0
+    os.set_blocking(read_end, False)
+    deadline = time.monotonic() + 20
+    while received < 20_000 * 200:
+        assert time.monotonic() < deadline
+        try:
+            received += len(os.read(read_end, 1 << 20))
+        except BlockingIOError:
+            time.sleep(0.01)
+    log.close()
+    os.close(read_end)
+    os.close(write_end)
+    assert received == 20_000 * 200
+
+
+def populated(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    (root / "public" / "alice").mkdir(parents=True)
+    (root / "private" / "alice").mkdir(parents=True)
+    (root / "public" / "alice" / "photo.png").write_bytes(PNG)
+    (root / "private" / "alice" / "secret.png").write_bytes(PNG)
+    return root
+
+
+def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
+    from edge.keys import parse_keyring
+    from edge.signing import sign_url
+
+    root = populated(tmp_path)
+    number = port()
+    env = clean_env(
+        EDGE_STORAGE=str(root), EDGE_SIGNING_KEYS=KEYS, EDGE_TRUSTED_PROXIES="127.0.0.1"
+    )
+    key = parse_keyring(KEYS).signing_key
+    assert key is not None
+    signed = sign_url("/i/alice/secret.png", key=key, exp=int(time.time()) + 300)
+    sig = signed.split("sig=")[1].split("&")[0]
+    with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
+        base = f"http://127.0.0.1:{number}"
+        wait_ready(base, process)
+        httpx.get(base + "/i/alice/photo.png")
+        httpx.get(
+            base + signed, headers={"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+        )
+        httpx.get(base + signed.replace("sig=", "sig=x"))
+        httpx.get(base + "/i/alice/secret.png")
+        httpx.head(base + "/i/alice/photo.png")
+        time.sleep(0.5)
+    text = (tmp_path / "edge.log").read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    images = [line for line in lines if line["path"].startswith("/i/")]
+    assert [(line["method"], line["status"], line["outcome"]) for line in images] == [
+        ("GET", 200, "public"),
+        ("GET", 200, "private"),
+        ("GET", 403, "signature_invalid"),
+        ("GET", 404, "not_found"),
+        ("HEAD", 200, "public"),
+    ]
+    first = images[0]
+    assert set(first) == {
+        "time",
+        "client",
+        "scheme",
+        "method",
+        "path",
+        "status",
+        "bytes",
+        "duration_ms",
+        "outcome",
+        "cache",
+    }
+    assert (
+        first["bytes"] == len(PNG) and first["client"] == "127.0.0.1" and first["duration_ms"] > 0
+    )
+    assert images[1]["client"] == "203.0.113.9" and images[1]["scheme"] == "https"
+    assert "sig=[redacted]" in images[1]["path"] and "exp=" in images[1]["path"]
+    assert images[4]["bytes"] == 0
+    assert sig not in text, "a signature never reaches the log"
+    assert KEYS.split(":")[2] not in text, "nor a key"
+
+
+def test_metrics_count_outcomes_storage_and_bytes(world: World) -> None:
+    public = world.put("public", "alice", "photo.png", PNG)
+    private = world.put("private", "alice", "secret.png", PNG)
+    base = world.serve()
+    httpx.get(base + public)
+    httpx.get(base + public)
+    httpx.get(base + world.sign(private))
+    httpx.get(base + private)
+    httpx.get(base + world.sign(private, exp=int(time.time()) - 5))
+    httpx.get(base + public + "?sig=x&exp=1")
+    text = httpx.get(base + "/metrics").text
+    for sample in (
+        'edge_requests_total{outcome="public",status="200"} 2.0',
+        'edge_requests_total{outcome="private",status="200"} 1.0',
+        'edge_requests_total{outcome="not_found",status="404"} 1.0',
+        'edge_requests_total{outcome="signature_expired",status="403"} 1.0',
+        'edge_requests_total{outcome="signature_invalid",status="403"} 1.0',
+        f"edge_response_body_bytes_total {float(3 * len(PNG) + 71 + 86 + 85)}",
+        "edge_storage_request_duration_seconds_count"
+        f'{{operation="get",storage="{world.kind}"}} 4.0',
+        "edge_requests_in_flight 1.0",  # the /metrics request itself
+    ):
+        assert sample in text, sample
+    assert 'edge_request_duration_seconds_bucket{le="+Inf",outcome="public"} 2.0' in text
+
+
+@pytest.mark.parametrize("world", ["s3"], indirect=True)
+def test_metrics_count_storage_errors(world: World) -> None:
+    from tests.servers import closed_port
+
+    base = world.serve(
+        EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}", EDGE_S3_MAX_ATTEMPTS="1"
+    )
+    assert httpx.get(base + "/i/alice/photo.png").status_code == 502
+    text = httpx.get(base + "/metrics").text
+    assert 'edge_storage_errors_total{code="STORAGE_ERROR",storage="s3"} 1.0' in text
+    assert 'edge_requests_total{outcome="storage_error",status="502"} 1.0' in text
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_metrics_can_move_to_a_port_or_be_turned_off(world: World) -> None:
+    assert httpx.get(world.serve(EDGE_METRICS="off") + "/metrics").status_code == 404
+    metrics_port = port()
+    base = world.serve(EDGE_METRICS=str(metrics_port))
+    assert httpx.get(base + "/metrics").status_code == 404
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert "edge_requests_in_flight" in text
+
+
+def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
+    root = populated(tmp_path)
+    big = root / "public" / "alice" / "big.png"
+    with big.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    number = port()
+    env = clean_env(EDGE_STORAGE=str(root), EDGE_SHUTDOWN_TIMEOUT="20", EDGE_ACCESS_LOG="off")
+    with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
+        base = f"http://127.0.0.1:{number}"
+        wait_ready(base, process)
+        received = 0
+        with httpx.stream("GET", base + "/i/alice/big.png", timeout=30) as response:
+            chunks = response.iter_raw(256 * 1024)
+            received += len(next(chunks))
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            with pytest.raises(ConnectionRefusedError):  # no longer accepting
+                socket.create_connection(("127.0.0.1", number), timeout=2).close()
+            for chunk in chunks:
+                received += len(chunk)
+                time.sleep(0.001)  # a slowish reader
+        assert received == 64 * 1024 * 1024
+        assert process.wait(20) == 0
