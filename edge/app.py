@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from edge.authorize import AuthHandler
 from edge.errors import EdgeError, MethodNotAllowed, NotFound, NotReady, StorageTimeout
 from edge.images import ImageHandler
 from edge.observe import AccessLog, Exchange, Metrics, Observer
@@ -95,6 +96,7 @@ class Edge:
         self.images = ImageHandler(
             settings=settings, verifier=verifier, storage=self.storage, metrics=self.metrics
         )
+        self.auth = AuthHandler(self.images)
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
         if settings.metrics == "on":
@@ -113,6 +115,8 @@ class Edge:
         try:
             if scope["path"].startswith("/i/"):
                 await self.images(scope, receive, send, exchange)
+            elif scope["path"] == "/auth":
+                await self.auth(scope, receive, send, exchange)
             else:
                 await self.router(scope, receive, _recording(send, exchange))
         finally:

@@ -136,13 +136,16 @@ class ImageHandler:
                 time.perf_counter() - started
             )
 
-    def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:
-        stat = reply.stat
+    def cache_control(self, *, private: bool, grant: Grant | None) -> Header:
+        """Public: the configured max-age. Private: never past exp, nor past the cap."""
         if private and grant is not None:
             left = max(0, min(grant[1] - int(self.clock()), self.private_max_age))
-            cache: Header = (b"cache-control", f"private, max-age={left}".encode())
-        else:
-            cache = self._public_cache
+            return (b"cache-control", f"private, max-age={left}".encode())
+        return self._public_cache
+
+    def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:
+        stat = reply.stat
+        cache = self.cache_control(private=private, grant=grant)
         headers = [(b"etag", stat.etag.encode("latin-1")), cache, *self._common]
         if stat.last_modified > 0:
             headers.append(last_modified_header(stat.last_modified))

@@ -1,0 +1,105 @@
+"""Run real nginx with a config from deploy/nginx/, its ports, paths and upstreams rewritten."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.servers import free_socket
+
+DEPLOY_NGINX = Path(__file__).parent.parent / "deploy" / "nginx"
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(found).exists(), "nginx is missing: .ci/run installs nginx-light"
+    return found
+
+
+def adapt(
+    config: str, *, workdir: Path, listen: int, upstreams: list[str], root: Path | None = None
+) -> str:
+    """The shipped config, pointed at this test's ports and folders."""
+    config = re.sub(r"^pid .*;$", f"pid {workdir}/nginx.pid;", config, flags=re.MULTILINE)
+    config = re.sub(
+        r"^error_log .*;$", f"error_log {workdir}/error.log warn;", config, flags=re.MULTILINE
+    )
+    config = config.replace("listen 8000;", f"listen 127.0.0.1:{listen};")
+    config = config.replace("/var/cache/nginx/edge", str(workdir / "cache"))
+    if root is not None:
+        config = config.replace("root /srv/images;", f"root {root};")
+    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+[^;]*;$", config, flags=re.MULTILINE)
+    assert servers, "the config names its upstream edges"
+    options = re.sub(r"^\s*server 127\.0\.0\.1:\d+", "", servers[0]).rstrip(";")
+    block = "\n".join(f"        server {address}{options};" for address in upstreams)
+    for line in servers[1:]:
+        config = config.replace(line + "\n", "")
+    config = config.replace(servers[0], block)
+    if os.geteuid() == 0:  # workers must read the test's private temp folders
+        config = "user root;\n" + config
+    return config
+
+
+def port() -> int:
+    sock = free_socket()
+    number: int = sock.getsockname()[1]
+    sock.close()
+    return number
+
+
+@contextlib.contextmanager
+def run_nginx(
+    name: str, workdir: Path, *, upstreams: list[str], root: Path | None = None
+) -> Iterator[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    listen = port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        adapt(
+            (DEPLOY_NGINX / name).read_text(),
+            workdir=workdir,
+            listen=listen,
+            upstreams=upstreams,
+            root=root,
+        )
+    )
+    nginx = nginx_binary()
+    check = subprocess.run(
+        [nginx, "-t", "-p", str(workdir), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen(
+        [nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{listen}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(base + "/nginx-ready-probe", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, (workdir / "error.log").read_text()
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
