@@ -97,7 +97,7 @@ def test_nginx_serves_files_on_edges_verdict(world: World, tmp_path: Path) -> No
             if code:
                 assert response.json()["error"]["code"] == code
                 assert response.headers["x-edge-error"] == code
-        status, headers, body = raw_get(base, "/i/alice/%2e%2e/alice/secret.png")
+        status, _, body = raw_get(base, "/i/alice/%2e%2e/alice/secret.png")
         assert status in (400, 403) and CANARY not in body
         assert httpx.post(base + public).status_code == 403
     assert world.storage_reads() == [], "nginx read the files; edge only judged"

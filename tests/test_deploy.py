@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 
 from edge.cli import build_parser
+from edge.keys import generate
+from edge.settings import Settings, documented
+from tests.nginx import adapt, nginx_binary
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 ENDPOINTS = ("/healthz", "/readyz")
@@ -33,3 +41,112 @@ def test_systemd_unit_runs_a_real_command() -> None:
     (line,) = re.findall(r"^ExecStart=(.*)$", text, re.MULTILINE)
     args = build_parser().parse_args(edge_args(line.split()))
     assert args.run.__name__ == "run_serve" and args.workers == 2
+
+
+# --- Kubernetes, compose and nginx ---------------------------------------------------
+
+VARIABLES = {name for name, _ in documented()}
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "edge.yaml").read_text()))
+    return {doc["kind"]: doc for doc in docs}
+
+
+def check_env(env: dict[str, str]) -> None:
+    """Every EDGE_ variable exists, and its value is one the edge accepts."""
+    edge_vars = {name: value for name, value in env.items() if name.startswith("EDGE_")}
+    assert set(edge_vars) <= VARIABLES, set(edge_vars) - VARIABLES
+    Settings.from_env(edge_vars)
+    assert set(env) - set(edge_vars) <= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_kubernetes_manifests() -> None:
+    docs = manifests()
+    assert set(docs) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    deployment = docs["Deployment"]
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    (container,) = pod["spec"]["containers"]
+    assert build_parser().parse_args(container["args"]).run.__name__ == "run_serve"
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert ports["http"] == int(container["args"][container["args"].index("--port") + 1])
+    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    check_env(plain)
+    assert (
+        int(plain["EDGE_METRICS"])
+        == ports["metrics"]
+        == int(pod["metadata"]["annotations"]["prometheus.io/port"])
+    )
+    (secret,) = [e for e in container["env"] if "valueFrom" in e]
+    assert secret["name"] == "EDGE_SIGNING_KEYS" and "secretKeyRef" in secret["valueFrom"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] > float(plain["EDGE_SHUTDOWN_TIMEOUT"])
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
+    assert docs["Service"]["spec"]["selector"] == labels
+    assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
+    assert (
+        docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"]
+        == deployment["metadata"]["name"]
+    )
+
+
+def test_compose_file() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"edge1", "edge2", "minio", "nginx"} <= set(services)
+    for name in ("edge1", "edge2"):
+        service = services[name]
+        assert (
+            DEPLOY / "compose" / service["build"]["context"] / service["build"]["dockerfile"]
+        ).exists()
+        env = dict(service["environment"])
+        assert env["EDGE_SIGNING_KEYS"].startswith(
+            "${EDGE_SIGNING_KEYS:?"
+        )  # required, never defaulted
+        env["EDGE_SIGNING_KEYS"] = generate("hs256", "k")[0]
+        check_env(env)
+        assert (
+            env["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
+        )
+    volume = services["nginx"]["volumes"][0].split(":")[0]
+    assert (DEPLOY / "compose" / volume).exists()
+
+
+def test_compose_nginx_config_is_the_proxy_config_with_service_names() -> None:
+    proxy = (DEPLOY / "nginx" / "edge-proxy.conf").read_text()
+    expected = proxy.replace("pid /run/nginx-edge-proxy.pid;", "pid /run/nginx.pid;")
+    expected = expected.replace(
+        "error_log /var/log/nginx/edge-proxy-error.log warn;", "error_log /dev/stderr warn;"
+    )
+    expected = expected.replace("server 127.0.0.1:8080 ", "server edge1:8080 ").replace(
+        "server 127.0.0.1:8081 ", "server edge2:8080 "
+    )
+    expected_body = expected.split("\n", 2)[2]
+    assert (DEPLOY / "compose" / "nginx.conf").read_text().split("\n", 1)[1] == expected_body
+
+
+@pytest.mark.parametrize(
+    "config", ["nginx/edge-proxy.conf", "nginx/auth-request.conf", "compose/nginx.conf"]
+)
+def test_nginx_configs_pass_nginx_t(config: str, tmp_path: Path) -> None:
+    text = (DEPLOY / config).read_text().replace("server edge1:8080", "server 127.0.0.1:8080")
+    text = text.replace("server edge2:8080", "server 127.0.0.1:8081")
+    adapted = adapt(
+        text,
+        workdir=tmp_path,
+        listen=18000,
+        upstreams=["127.0.0.1:8080", "127.0.0.1:8081"],
+        root=tmp_path,
+    )
+    (tmp_path / "nginx.conf").write_text(adapted)
+    done = subprocess.run(
+        [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

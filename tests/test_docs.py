@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import importlib
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from edge import errors
-from edge.cli import build_parser
 from edge.settings import markdown_table
 from edge.signing import Verifier, check_url
 from tests.conftest import KEYS
@@ -79,41 +75,11 @@ def test_api_endpoint_example_mints_urls_the_edge_accepts(monkeypatch: pytest.Mo
         assert too_long.status_code == 400
 
 
-def test_nginx_recipe_passes_nginx_t(tmp_path: Path) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(nginx).exists(), "nginx is missing: .ci/run installs nginx-light"
-    config = block(DOCS / "recipes.md", "nginx").replace(
-        "/var/cache/nginx/edge", str(tmp_path / "cache")
-    )
-    config = (
-        "pid "
-        + str(tmp_path / "nginx.pid")
-        + ";\nerror_log "
-        + str(tmp_path / "error.log")
-        + ";\n"
-        + config
-    )
-    (tmp_path / "nginx.conf").write_text(config)
-    done = subprocess.run(
-        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def test_kubernetes_recipe_runs_a_real_command_with_real_probes() -> None:
-    manifest = yaml.safe_load(block(DOCS / "recipes.md", "yaml"))
-    (container,) = manifest["spec"]["template"]["spec"]["containers"]
-    args = build_parser().parse_args(container["args"])
-    assert args.run.__name__ == "run_serve"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    names = {entry["name"] for entry in container["env"]}
-    documented = set(re.findall(r"`(EDGE_[A-Z0-9_]+)`", markdown_table()))
-    assert names <= documented, names - documented
+def test_deployment_guide_names_every_deploy_file() -> None:
+    guide = (DOCS / "deployment.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "deploy").rglob("*")):
+        if path.is_file():
+            assert f"deploy/{path.relative_to(ROOT / 'deploy')}" in guide, path
 
 
 def test_readme_names_the_two_commands() -> None:
