@@ -96,6 +96,8 @@ class Edge:
         self.images = ImageHandler(
             settings=settings, verifier=verifier, storage=self.storage, metrics=self.metrics
         )
+        if self.metrics is not None and self.images.cache is not None:
+            self.metrics.watch_cache(self.images.cache)
         self.auth = AuthHandler(self.images)
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
+from edge.cache import Entry, HotCache
 from edge.errors import EdgeError, MethodNotAllowed, NotFound, StorageError, StorageTimeout
 from edge.http import effective_type, parse_range
 from edge.limits import ReadSlots
@@ -32,6 +33,7 @@ from edge.responses import (
 from edge.settings import Settings
 from edge.signing import Grant, Verifier
 from edge.storage import Body, Conditions, Reply, Storage
+from edge.storage.base import NO_CONDITIONS, decide
 
 log = logging.getLogger("edge")
 
@@ -56,6 +58,15 @@ class ImageHandler:
         self.private_max_age = settings.private_max_age
         self.send_timeout = settings.send_timeout
         self.slots = ReadSlots(settings.max_storage_reads, wait=settings.queue_timeout)
+        self.cache = (
+            HotCache(
+                max_bytes=settings.cache_max_bytes,
+                max_object_bytes=settings.cache_max_object_bytes,
+                ttl=settings.cache_ttl,
+            )
+            if settings.cache_ttl > 0
+            else None
+        )
         # Headers every image response carries, computed once.
         self._common: tuple[Header, ...] = (ACCEPT_RANGES, NOSNIFF) + (
             (CORS_ANY,) if settings.cors else ()
@@ -75,6 +86,11 @@ class ImageHandler:
             path = request_path(scope.get("raw_path") or scope["path"].encode())
             grant = self.verifier.verify(path, scope["query_string"])
             conditions = _conditions(scope["headers"])
+            if self.cache is not None:  # hits need no storage, so no read slot either
+                hit = self._from_cache(path[3:], grant, conditions, head, exchange)
+                if hit is not None:
+                    await self._answer(hit[0], hit[1], grant, path, head, receive, send, exchange)
+                    return
             await self.slots.acquire()
         except Exception as error:
             await self._fail(send, error, head, scope.get("path", ""), exchange)
@@ -96,10 +112,23 @@ class ImageHandler:
     ) -> None:
         """Read storage and answer, holding a read slot (released by the caller)."""
         try:
-            reply, private = await self._read(path[3:], grant, conditions, head)
+            reply, private = await self._read(path[3:], grant, conditions, head, exchange)
         except Exception as error:
             await self._fail(send, error, head, path, exchange)
             return
+        await self._answer(reply, private, grant, path, head, receive, send, exchange)
+
+    async def _answer(
+        self,
+        reply: Reply,
+        private: bool,
+        grant: Grant | None,
+        path: str,
+        head: bool,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+    ) -> None:
         headers = self._headers(reply, private, grant, path)
         exchange.status = reply.status
         exchange.outcome = "private" if private else "public"
@@ -111,15 +140,72 @@ class ImageHandler:
         else:
             await self._stream(reply.body, receive, send, exchange)
 
+    def _from_cache(
+        self, rest: str, grant: Grant | None, conditions: Conditions, head: bool, exchange: Exchange
+    ) -> tuple[Reply, bool] | None:
+        """An answer from memory alone, or None when storage must be asked."""
+        assert self.cache is not None
+        if grant is not None:
+            entry = self.cache.get("private/" + rest)
+            if entry is None:
+                return None
+            if entry.stat is not None:
+                exchange.cache = "hit"
+                return _from_entry(entry, conditions, head), True
+        entry = self.cache.get("public/" + rest)
+        if entry is None:
+            return None
+        exchange.cache = "hit"
+        if entry.stat is None:
+            raise NotFound("cached: not found")
+        return _from_entry(entry, conditions, head), False
+
     async def _read(
-        self, rest: str, grant: Grant | None, conditions: Conditions, head: bool
+        self, rest: str, grant: Grant | None, conditions: Conditions, head: bool, exchange: Exchange
     ) -> tuple[Reply, bool]:
         if grant is not None:
             try:
-                return await self._timed_read("private/" + rest, conditions, head), True
+                return await self._load("private/" + rest, conditions, head, exchange), True
             except NotFound:
                 pass
-        return await self._timed_read("public/" + rest, conditions, head), False
+        return await self._load("public/" + rest, conditions, head, exchange), False
+
+    async def _load(
+        self, key: str, conditions: Conditions, head: bool, exchange: Exchange
+    ) -> Reply:
+        """Read storage; plain GETs fill the cache, concurrent ones with a single read."""
+        cache = self.cache
+        if cache is None or head or conditions != NO_CONDITIONS:
+            exchange.cache = "bypass" if cache is None else "miss"
+            return await self._timed_read(key, conditions, head)
+        exchange.cache = "miss"
+        own: list[Reply] = []
+
+        async def load() -> Entry | None:
+            try:
+                reply = await self._timed_read(key, NO_CONDITIONS, False)
+            except NotFound:
+                return cache.put(key, None)
+            if reply.stat.size > cache.max_object_bytes or reply.status != 200:
+                own.append(reply)  # streams to the leader only
+                return None
+            if reply.body is not None:
+                data = await _read_whole(reply.body)
+            else:
+                data = reply.data or b""
+            own.append(Reply(200, reply.stat, reply.start, reply.end, None, data))
+            return cache.put(key, reply.stat, data)
+
+        entry, led = await cache.shared(key, load)
+        if own:
+            return own[0]
+        if entry is None:  # the leader could not keep it: read for ourselves
+            return await self._timed_read(key, conditions, head)
+        if entry.stat is None:
+            raise NotFound("not found (single flight)")
+        if not led:
+            exchange.cache = "shared"
+        return _from_entry(entry, conditions, head)
 
     async def _timed_read(self, key: str, conditions: Conditions, head: bool) -> Reply:
         if self.metrics is None:
@@ -200,6 +286,25 @@ class ImageHandler:
         status, headers, body = error_response(error, cors=self.cors)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _from_entry(entry: Entry, conditions: Conditions, head: bool) -> Reply:
+    """Answer a request from a cached object: the same decisions storage would make."""
+    assert entry.stat is not None
+    status, start, end = decide(entry.stat, conditions)
+    if head or status == 304:
+        return Reply(status, entry.stat, start, end, None)
+    whole = start == 0 and end == entry.stat.size - 1
+    return Reply(
+        status, entry.stat, start, end, None, entry.data if whole else entry.data[start : end + 1]
+    )
+
+
+async def _read_whole(body: Body) -> bytes:
+    try:
+        return b"".join([chunk async for chunk in body])
+    finally:
+        await body.aclose()
 
 
 async def _disconnected(receive: Receive) -> None:

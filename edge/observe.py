@@ -18,6 +18,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import Scope
 
+from edge.cache import HotCache
 from edge.proxies import ProxyPolicy
 
 REDACTED = b"[redacted]"
@@ -75,9 +76,28 @@ class Metrics:
             ["storage", "code"],
             registry=self.registry,
         )
+        self.cache_hits = Counter(
+            "edge_cache_hits", "Requests answered from the hot-object cache", registry=self.registry
+        )
+        self.cache_misses = Counter(
+            "edge_cache_misses",
+            "Requests the hot-object cache could not answer",
+            registry=self.registry,
+        )
+        self.cache_bytes = Gauge(
+            "edge_cache_bytes", "Memory held by the hot-object cache", registry=self.registry
+        )
+        self.cache_entries = Gauge(
+            "edge_cache_entries", "Objects in the hot-object cache", registry=self.registry
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
-    def observe(self, outcome: str, status: int, sent: int, seconds: float) -> None:
+    def watch_cache(self, cache: HotCache) -> None:
+        """Cache size is read at scrape time: nothing to update per request."""
+        self.cache_bytes.set_function(lambda: cache.bytes)
+        self.cache_entries.set_function(lambda: len(cache))
+
+    def observe(self, outcome: str, status: int, sent: int, seconds: float, cache: str) -> None:
         children = self._children.get((outcome, status))
         if children is None:  # resolve labels once per pair: .labels() takes a lock
             children = (self.requests.labels(outcome, str(status)), self.latency.labels(outcome))
@@ -86,6 +106,10 @@ class Metrics:
         children[1].observe(seconds)
         if sent:
             self.bytes_sent.inc(sent)
+        if cache == "hit" or cache == "shared":
+            self.cache_hits.inc()
+        elif cache == "miss":
+            self.cache_misses.inc()
 
 
 class AccessLog:
@@ -145,7 +169,9 @@ class Observer:
         seconds = time.perf_counter() - exchange.started
         if self.metrics is not None:
             self.metrics.in_flight.dec()
-            self.metrics.observe(exchange.outcome, exchange.status, exchange.sent, seconds)
+            self.metrics.observe(
+                exchange.outcome, exchange.status, exchange.sent, seconds, exchange.cache
+            )
         if self.log is not None:
             self.log.put(self.line(scope, exchange, seconds))
 

@@ -45,6 +45,18 @@ def keyring(name: str, text: str) -> Keyring:
     return parse_keyring(text, variable=name)
 
 
+_UNITS = {"": 1, "B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+
+
+def size(name: str, text: str) -> int:
+    """Bytes: a whole number, optionally with KiB, MiB or GiB."""
+    number = text.rstrip("BbIiKkMmGg ")
+    unit = text[len(number) :].strip().upper()
+    if not (number.isascii() and number.isdigit()) or unit not in _UNITS:
+        raise ConfigError(f"{name}: expected bytes such as 1048576 or 256MiB, got {text!r}")
+    return int(number) * _UNITS[unit]
+
+
 def duration(name: str, text: str) -> float:
     """Seconds, decimals allowed, more than 0."""
     try:
@@ -207,6 +219,22 @@ class Settings:
         "Seconds a request waits for a storage read slot before `503 OVERLOADED` with"
         " `Retry-After`.",
         duration,
+    )
+    cache_ttl: int = var(
+        "60",
+        'Seconds the hot-object cache keeps an object (or a "not found"); 0 turns the cache'
+        " off. Within it a replaced or deleted object may be served as it was.",
+        seconds,
+    )
+    cache_max_bytes: int = var(
+        "256MiB",
+        "Memory the hot-object cache may hold per process (least recently used go first).",
+        size,
+    )
+    cache_max_object_bytes: int = var(
+        "1MiB",
+        "Largest object the hot-object cache keeps; larger ones always stream from storage.",
+        size,
     )
     public_max_age: int = var(
         "86400",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -47,11 +48,14 @@ class CountingStorage(Storage):
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.reads: list[tuple[str, str]] = []
+        self.delay = 0.0
         self.chunks_read = 0
         self.bodies_closed = 0
 
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
         self.reads.append(("HEAD" if head else "GET", key))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         reply = await self.inner.read(key, conditions, head=head)
         if reply.body is not None:
             reply.body = CountingBody(reply.body, self)
@@ -131,6 +135,15 @@ class World:
             for r in self.moto.seen
             if r.path.startswith(start) and r.method in ("GET", "HEAD")
         ]
+
+    def slow_storage(self, seconds: float) -> None:
+        """Make every object read take ``seconds`` (call after serve())."""
+        if self.counting is not None:
+            self.counting.delay = seconds
+        else:
+            assert self.moto is not None
+            self.moto.delay = seconds
+            self.stack.callback(setattr, self.moto, "delay", 0.0)
 
     def serve(self, **overrides: str) -> str:
         """Start a real uvicorn serving this world; return its base URL (stopped after the test)."""

@@ -33,6 +33,8 @@ class MotoServer:
 
     server: BaseWSGIServer
     seen: list[SeenRequest] = field(default_factory=list)
+    #: Seconds to hold each object GET: makes concurrent requests overlap for sure.
+    delay: float = 0.0
 
     @property
     def endpoint_url(self) -> str:
@@ -53,6 +55,12 @@ def start_moto() -> MotoServer:
             k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
         }
         holder[0].seen.append(SeenRequest(environ["REQUEST_METHOD"], environ["PATH_INFO"], headers))
+        if (
+            holder[0].delay
+            and environ["REQUEST_METHOD"] == "GET"
+            and environ["PATH_INFO"].count("/") > 2
+        ):
+            time.sleep(holder[0].delay)
         return app(environ, start_response)  # type: ignore[no-any-return]
 
     server = make_server("127.0.0.1", 0, counting, threaded=True)

@@ -127,6 +127,7 @@ def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
         ("GET", 404, "not_found"),
         ("HEAD", 200, "public"),
     ]
+    assert [line["cache"] for line in images] == ["miss", "miss", "-", "miss", "hit"]
     first = images[0]
     assert set(first) == {
         "time",
@@ -169,11 +170,16 @@ def test_metrics_count_outcomes_storage_and_bytes(world: World) -> None:
         'edge_requests_total{outcome="signature_invalid",status="403"} 1.0',
         f"edge_response_body_bytes_total {float(3 * len(PNG) + 71 + 86 + 85)}",
         "edge_storage_request_duration_seconds_count"
-        f'{{operation="get",storage="{world.kind}"}} 4.0',
+        f'{{operation="get",storage="{world.kind}"}} 3.0',  # the second public GET was a hit
+        "edge_cache_hits_total 1.0",
+        "edge_cache_misses_total 3.0",
+        "edge_cache_entries 3.0",  # two objects and one "not found"
         "edge_requests_in_flight 1.0",  # the /metrics request itself
     ):
         assert sample in text, sample
     assert 'edge_request_duration_seconds_bucket{le="+Inf",outcome="public"} 2.0' in text
+    cached = float(text.split("\nedge_cache_bytes ")[1].split("\n")[0])
+    assert cached >= 2 * len(PNG)
 
 
 @pytest.mark.parametrize("world", ["s3"], indirect=True)
