@@ -54,7 +54,8 @@ class S3Storage(Storage):
             max_pool_connections=max_connections,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # total_max_attempts counts the first request; botocore's max_attempts would not.
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             # Custom endpoints (MinIO, moto, Ceph) rarely have wildcard DNS.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
         )

@@ -1,0 +1,82 @@
+"""Storage faults injected between edge and S3: bounded retries, clean errors, aborted
+downloads the client can tell, and never a truncated object cached."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import World
+from tests.faults import FaultProxy, fault_proxy
+from tests.test_serving import assert_error
+
+pytestmark = pytest.mark.parametrize("world", ["s3"], indirect=True)
+
+
+@pytest.fixture
+def proxy(world: World) -> Iterator[FaultProxy]:
+    assert world.moto is not None
+    with fault_proxy(urlsplit(world.moto.endpoint_url).port or 0) as running:
+        yield running
+
+
+def serve(world: World, proxy: FaultProxy, **overrides: str) -> str:
+    return world.serve(EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", **overrides)
+
+
+def gets(proxy: FaultProxy) -> list[str]:
+    return [fault for line, fault in proxy.seen if line.startswith("GET /edge-test/")]
+
+
+@pytest.mark.parametrize("fault", ["500", "slowdown"])
+def test_errors_are_retried_a_bounded_number_of_times_then_502(
+    world: World, proxy: FaultProxy, fault: str
+) -> None:
+    path = world.put("public", "alice", "photo.png", b"x" * 1000)
+    base = serve(world, proxy, EDGE_S3_MAX_ATTEMPTS="3")
+    proxy.faults = [fault] * 3
+    assert_error(httpx.get(base + path, timeout=30), 502, "STORAGE_ERROR")
+    assert gets(proxy) == [fault] * 3, "three attempts, no more"
+
+
+def test_a_transient_error_is_retried_into_success(world: World, proxy: FaultProxy) -> None:
+    path = world.put("public", "alice", "photo.png", b"x" * 1000)
+    base = serve(world, proxy, EDGE_S3_MAX_ATTEMPTS="3")
+    proxy.faults = ["slowdown"]
+    response = httpx.get(base + path, timeout=30)
+    assert response.status_code == 200 and response.content == b"x" * 1000
+    assert gets(proxy) == ["slowdown", "pass"]
+
+
+@pytest.mark.parametrize("fault", ["truncate", "reset"])
+def test_a_body_cut_after_the_headers_aborts_the_download(
+    world: World, proxy: FaultProxy, fault: str
+) -> None:
+    data = os.urandom(3 * 1024 * 1024)  # streamed: beyond the cache's object limit
+    path = world.put("public", "alice", "big.png", data)
+    base = serve(world, proxy)
+    proxy.faults = [fault]
+    with pytest.raises(httpx.RemoteProtocolError):  # fewer bytes than Content-Length promised
+        httpx.get(base + path, timeout=30)
+    again = httpx.get(base + path, timeout=30)
+    assert again.status_code == 200 and again.content == data, "edge keeps serving"
+
+
+@pytest.mark.parametrize("fault", ["truncate", "reset"])
+def test_a_truncated_small_object_is_a_clean_502_and_never_cached(
+    world: World, proxy: FaultProxy, fault: str
+) -> None:
+    data = os.urandom(200 * 1024)  # read whole before answering (the cache fills this way)
+    path = world.put("public", "alice", "small.png", data)
+    base = serve(world, proxy)
+    proxy.faults = [fault]
+    assert_error(httpx.get(base + path, timeout=30), 502, "STORAGE_ERROR")
+    first = httpx.get(base + path, timeout=30)
+    assert first.status_code == 200 and first.content == data
+    second = httpx.get(base + path, timeout=30)
+    assert second.content == data
+    assert gets(proxy) == [fault, "pass"], "the good copy was cached, the cut one was not"
