@@ -20,6 +20,18 @@ ERROR_XML = (
 )
 
 
+_ERRORS = {
+    "500": (b"500 Internal Server Error", b"InternalError"),
+    "slowdown": (b"503 Slow Down", b"SlowDown"),
+}
+
+
+_ERRORS = {
+    "500": (b"500 Internal Server Error", b"InternalError"),
+    "slowdown": (b"503 Slow Down", b"SlowDown"),
+}
+
+
 @dataclass
 class FaultProxy:
     upstream_port: int
@@ -35,15 +47,11 @@ class FaultProxy:
             fault = self.faults.pop(0) if self.faults else "pass"
             self.seen.append((head.split(b"\r\n")[0].decode(), fault))
             if fault in ("500", "slowdown"):
-                status, code = (
-                    (b"500 Internal Server Error", b"InternalError")
-                    if fault == "500"
-                    else (b"503 Slow Down", b"SlowDown")
-                )
+                status, code = _ERRORS[fault]
                 xml = ERROR_XML % code
                 writer.write(
-                    b"HTTP/1.1 %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                    % (status, len(xml), xml)
+                    b"HTTP/1.1 %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n"
+                    b"Connection: close\r\n\r\n%s" % (status, len(xml), xml)
                 )
                 await writer.drain()
                 return
