@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_socket
+from tests.servers import free_port
 
 DEPLOY_NGINX = Path(__file__).parent.parent / "deploy" / "nginx"
 
@@ -48,19 +48,12 @@ def adapt(
     return config
 
 
-def port() -> int:
-    sock = free_socket()
-    number: int = sock.getsockname()[1]
-    sock.close()
-    return number
-
-
 @contextlib.contextmanager
 def run_nginx(
     name: str, workdir: Path, *, upstreams: list[str], root: Path | None = None
 ) -> Iterator[str]:
     workdir.mkdir(parents=True, exist_ok=True)
-    listen = port()
+    listen = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(
         adapt(

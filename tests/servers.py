@@ -125,8 +125,8 @@ def silent_server() -> Iterator[int]:
         sock.close()
 
 
-def closed_port() -> int:
-    """A port nothing listens on: connection refused."""
+def free_port() -> int:
+    """A loopback port nothing listens on (yet): for a server to start on, or to be refused."""
     sock = free_socket()
     port: int = sock.getsockname()[1]
     sock.close()

@@ -19,7 +19,8 @@ from edge.samples import CANARY, png
 from edge.signing import sign_url
 from tests.conftest import KEYS
 from tests.nginx import run_nginx
-from tests.test_process import EDGE, clean_env, port, wait_ready
+from tests.servers import free_port
+from tests.test_process import EDGE, clean_env, wait_ready
 
 PNG = png(32, 32)
 SECRET = png(40, 30, hue=1) + CANARY
@@ -27,7 +28,7 @@ SECRET = png(40, 30, hue=1) + CANARY
 
 class EdgeProcess:
     def __init__(self, root: Path, workdir: Path) -> None:
-        self.port = port()
+        self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True)
         self.log = workdir / "access.log"

@@ -17,7 +17,8 @@ from edge.observe import AccessLog, redact
 from edge.proxies import ProxyPolicy
 from edge.samples import png
 from tests.conftest import KEYS, World
-from tests.test_process import clean_env, edge_process, port, wait_ready
+from tests.servers import free_port
+from tests.test_process import clean_env, edge_process, wait_ready
 
 PNG = png(32, 32)
 
@@ -98,7 +99,7 @@ def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
     from edge.signing import sign_url
 
     root = populated(tmp_path)
-    number = port()
+    number = free_port()
     env = clean_env(
         EDGE_STORAGE=str(root), EDGE_SIGNING_KEYS=KEYS, EDGE_TRUSTED_PROXIES="127.0.0.1"
     )
@@ -184,10 +185,8 @@ def test_metrics_count_outcomes_storage_and_bytes(world: World) -> None:
 
 @pytest.mark.parametrize("world", ["s3"], indirect=True)
 def test_metrics_count_storage_errors(world: World) -> None:
-    from tests.servers import closed_port
-
     base = world.serve(
-        EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}", EDGE_S3_MAX_ATTEMPTS="1"
+        EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", EDGE_S3_MAX_ATTEMPTS="1"
     )
     assert httpx.get(base + "/i/alice/photo.png").status_code == 502
     text = httpx.get(base + "/metrics").text
@@ -198,7 +197,7 @@ def test_metrics_count_storage_errors(world: World) -> None:
 @pytest.mark.parametrize("world", ["file"], indirect=True)
 def test_metrics_can_move_to_a_port_or_be_turned_off(world: World) -> None:
     assert httpx.get(world.serve(EDGE_METRICS="off") + "/metrics").status_code == 404
-    metrics_port = port()
+    metrics_port = free_port()
     base = world.serve(EDGE_METRICS=str(metrics_port))
     assert httpx.get(base + "/metrics").status_code == 404
     deadline = time.monotonic() + 5
@@ -217,7 +216,7 @@ def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
     big = root / "public" / "alice" / "big.png"
     with big.open("wb") as handle:
         handle.truncate(64 * 1024 * 1024)
-    number = port()
+    number = free_port()
     env = clean_env(EDGE_STORAGE=str(root), EDGE_SHUTDOWN_TIMEOUT="20", EDGE_ACCESS_LOG="off")
     with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
         base = f"http://127.0.0.1:{number}"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from edge.samples import CANARY
-from tests.servers import free_socket
+from tests.servers import free_port
 
 EDGE = [sys.executable, "-m", "edge.cli"]
 
@@ -57,15 +57,8 @@ def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-def port() -> int:
-    sock = free_socket()
-    number: int = sock.getsockname()[1]
-    sock.close()
-    return number
-
-
 def test_demo_serves_what_it_prints(tmp_path: Path) -> None:
-    number = port()
+    number = free_port()
     with edge_process(["demo", "--port", str(number)], env=clean_env(), cwd=tmp_path) as process:
         base = f"http://127.0.0.1:{number}"
         wait_ready(base, process)
@@ -129,7 +122,7 @@ def test_one_gib_streams_with_flat_memory(tmp_path: Path) -> None:
     (tmp_path / "private").mkdir()
     with big.open("wb") as handle:
         handle.truncate(1024**3)  # sparse: no disk, the page cache feeds zeros fast
-    number = port()
+    number = free_port()
     env = clean_env(EDGE_STORAGE=str(tmp_path))
     with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
         base = f"http://127.0.0.1:{number}"

@@ -14,7 +14,7 @@ import pytest
 
 from edge.samples import CANARY, png
 from tests.conftest import World
-from tests.servers import closed_port, open_files_under, open_sockets, silent_server
+from tests.servers import free_port, open_files_under, open_sockets, silent_server
 from tests.test_serving import assert_error, get
 
 PNG = png(32, 32)
@@ -127,7 +127,7 @@ def test_storage_down_is_502_fast(world: World) -> None:
         assert_error(get(base + "/i/alice/photo.png"), 404, "NOT_FOUND")
         return
     base = world.serve(
-        EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}", EDGE_S3_MAX_ATTEMPTS="2"
+        EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", EDGE_S3_MAX_ATTEMPTS="2"
     )
     started = time.monotonic()
     assert_error(get(base + "/i/alice/photo.png"), 502, "STORAGE_ERROR")
