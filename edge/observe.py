@@ -206,7 +206,7 @@ class Observer:
         self.log = log
         self.proxies = proxies
         self._stamp_second = -1
-        self._stamp = ""
+        self._stamp = b""
 
     def start(self) -> Exchange:
         if self.metrics is not None:
@@ -222,34 +222,39 @@ class Observer:
         if self.log is not None:
             self.log.put(self.line(scope, exchange, seconds))
 
-    def _timestamp(self) -> str:
+    def _timestamp(self) -> bytes:
         """ISO 8601 UTC to the second, formatted once per second."""
         now = int(time.time())
         if now != self._stamp_second:
             self._stamp_second = now
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)).encode()
         return self._stamp
 
     def line(self, scope: Scope, exchange: Exchange, seconds: float) -> bytes:
+        """One JSON line. Values a client controls (client, method, path) are escaped by
+        orjson; the rest are ours. A byte template costs half of a dict and dumps()."""
         client, scheme = self.proxies.client_and_scheme(scope)
         target = (scope.get("raw_path") or scope["path"].encode())[:MAX_LOGGED_TARGET]
         if scope["query_string"]:
             target += b"?" + redact(scope["query_string"][:MAX_LOGGED_TARGET])
-        return orjson.dumps(
-            {
-                "time": self._timestamp(),
-                "client": client,
-                "scheme": scheme,
-                "method": scope["method"],
-                "path": target.decode("latin-1"),
-                "status": exchange.status,
-                "bytes": exchange.sent,
-                "duration_ms": int(seconds * 1_000_000) / 1000,  # round() costs 10x more
-                "outcome": exchange.outcome,
-                "cache": exchange.cache,
-            },
-            option=orjson.OPT_APPEND_NEWLINE,
+        return _LINE % (
+            self._timestamp(),
+            orjson.dumps(client),
+            scheme.encode(),
+            orjson.dumps(scope["method"]),
+            orjson.dumps(target.decode("latin-1")),
+            exchange.status,
+            exchange.sent,
+            seconds * 1000,
+            exchange.outcome.encode(),
+            exchange.cache.encode(),
         )
+
+
+_LINE = (
+    b'{"time":"%s","client":%s,"scheme":"%s","method":%s,"path":%s,"status":%d,"bytes":%d,'
+    b'"duration_ms":%.3f,"outcome":"%s","cache":"%s"}\n'
+)
 
 
 def redact(query: bytes) -> bytes:

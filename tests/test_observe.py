@@ -234,3 +234,35 @@ def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
                 time.sleep(0.001)  # a slowish reader
         assert received == 64 * 1024 * 1024
         assert process.wait(20) == 0
+
+
+def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
+    from edge.observe import Exchange, Observer
+
+    observer = Observer(
+        metrics=None, log=None, proxies=ProxyPolicy((ipaddress.ip_network("127.0.0.1/32"),))
+    )
+    nasty = b'/i/a/"quote"\\back\x01\x7f\xff\xe9%22.png'
+    scope = {
+        "client": ("127.0.0.1", 1),
+        "scheme": "http",
+        "method": "GET",
+        "raw_path": nasty,
+        "path": "",
+        "query_string": b'sig=secret"&exp=1&x="\\',
+        "headers": [(b"x-forwarded-for", b'"evil\\"\n, 10.0.0.1')],
+    }
+    exchange = Exchange()
+    exchange.status, exchange.sent, exchange.outcome, exchange.cache = (
+        403,
+        86,
+        "signature_invalid",
+        "-",
+    )
+    line = observer.line(scope, exchange, 0.0012345)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    record = json.loads(line)
+    assert record["path"] == nasty.decode("latin-1") + '?sig=[redacted]&exp=1&x="\\'
+    assert record["client"] == "10.0.0.1"  # the nearest hop not trusted
+    assert record["duration_ms"] == 1.234 and record["status"] == 403
+    assert "secret" not in line.decode("latin-1")
