@@ -221,6 +221,9 @@ def test_if_range(world: World) -> None:
     assert get(base + path, range="bytes=0-3", if_range="W/" + etag).status_code == 200
     old = "Thu, 01 Jan 2015 00:00:00 GMT"
     assert get(base + path, range="bytes=0-3", if_range=old).status_code == 200
+    future = "Fri, 01 Jan 2100 00:00:00 GMT"  # not modified decides before any range
+    revalidated = get(base + path, range="bytes=0-3", if_range='"other"', if_modified_since=future)
+    assert revalidated.status_code == 304
 
 
 def test_conditional_requests(world: World) -> None:

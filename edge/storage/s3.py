@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,7 +105,7 @@ class S3Storage(Storage):
         except _NotModified as not_modified:
             return Reply(304, not_modified.stat, 0, -1, None)
         except _PreconditionFailed:  # If-Range did not hold: the whole object
-            return await self._get(key, Conditions(None, None, conditions.if_none_match))
+            return await self._get(key, replace(conditions, range=None, if_range=None))
         except RangeNotSatisfiable as error:
             if error.size < 0:
                 head = await self._call("head_object", Bucket=self.bucket, Key=self.prefix + key)
@@ -123,7 +124,7 @@ class S3Storage(Storage):
             return Reply(304, stat, 0, -1, None)
         if status == 200 and content_range:  # If-Range failed here: the whole object, once
             body.close()
-            return await self._get(key, Conditions(None, None, conditions.if_none_match))
+            return await self._get(key, replace(conditions, range=None, if_range=None))
         if content_range:
             span = content_range.removeprefix("bytes ").partition("/")[0]
             first, _, last = span.partition("-")
