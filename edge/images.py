@@ -33,7 +33,7 @@ from edge.responses import (
 from edge.settings import Settings
 from edge.signing import Grant, Verifier
 from edge.storage import Body, Conditions, Reply, Storage
-from edge.storage.base import NO_CONDITIONS, decide
+from edge.storage.base import NO_CONDITIONS, decide, read_whole
 
 log = logging.getLogger("edge")
 
@@ -190,7 +190,7 @@ class ImageHandler:
                 own.append(reply)  # streams to the leader only
                 return None
             if reply.body is not None:
-                data = await _read_whole(reply.body)
+                data = await read_whole(reply.body)
             else:
                 data = reply.data or b""
             own.append(Reply(200, reply.stat, reply.start, reply.end, None, data))
@@ -279,13 +279,15 @@ class ImageHandler:
             error = EdgeError("unexpected error")
         exchange.status = error.status
         exchange.outcome = "error" if type(error) is EdgeError else error.code.lower()
-        await self.send_error(send, error, head=head)
-        exchange.sent = 0 if head else len(error_response(error, cors=self.cors)[2])
+        exchange.sent = await self.send_error(send, error, head=head)
 
-    async def send_error(self, send: Send, error: EdgeError, *, head: bool = False) -> None:
+    async def send_error(self, send: Send, error: EdgeError, *, head: bool = False) -> int:
+        """Answer with an error; return the body bytes sent."""
         status, headers, body = error_response(error, cors=self.cors)
+        body = b"" if head else body
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        await send({"type": "http.response.body", "body": body})
+        return len(body)
 
 
 def _from_entry(entry: Entry, conditions: Conditions, head: bool) -> Reply:
@@ -298,13 +300,6 @@ def _from_entry(entry: Entry, conditions: Conditions, head: bool) -> Reply:
     return Reply(
         status, entry.stat, start, end, None, entry.data if whole else entry.data[start : end + 1]
     )
-
-
-async def _read_whole(body: Body) -> bytes:
-    try:
-        return b"".join([chunk async for chunk in body])
-    finally:
-        await body.aclose()
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -19,10 +19,6 @@ class ReadSlots:
         self.retry_after = retry_after
         self._free = asyncio.Semaphore(limit)
 
-    @property
-    def in_use(self) -> int:
-        return self.limit - self._free._value
-
     async def acquire(self) -> None:
         if not self._free.locked():  # the common case: no timer to arm
             await self._free.acquire()

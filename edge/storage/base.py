@@ -46,6 +46,14 @@ class Body(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def read_whole(body: Body) -> bytes:
+    """All of a (small) body, closing it whatever happens."""
+    try:
+        return b"".join([chunk async for chunk in body])
+    finally:
+        await body.aclose()
+
+
 @dataclass(slots=True)
 class Reply:
     """A storage answer: status 200, 206 or 304, the bytes ``start..end`` (inclusive)."""

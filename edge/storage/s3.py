@@ -26,7 +26,15 @@ from botocore.exceptions import (
 
 from edge.errors import NotFound, RangeNotSatisfiable, StorageError, StorageTimeout
 from edge.http import entity_tags, parse_http_date, range_header
-from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide
+from edge.storage.base import (
+    CHUNK_BYTES,
+    Conditions,
+    Reply,
+    Stat,
+    Storage,
+    decide,
+    read_whole,
+)
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _TIMEOUTS = (ConnectTimeoutError, ReadTimeoutError, asyncio.TimeoutError)
@@ -133,7 +141,7 @@ class S3Storage(Storage):
             status, start, end = 200, 0, size - 1
         chunks = S3Chunks(body, end - start + 1, key)
         if end - start + 1 <= CHUNK_BYTES:
-            data = await chunks.read_all()
+            data = await read_whole(chunks)
             return Reply(status, stat, start, end, None, data)
         return Reply(status, stat, start, end, chunks)
 
@@ -172,12 +180,6 @@ class S3Chunks:
             raise StorageError(f"S3 body of {self._key} ended {self._left} bytes early")
         self._left -= len(data)
         return data
-
-    async def read_all(self) -> bytes:
-        try:
-            return b"".join([chunk async for chunk in self])
-        finally:
-            await self.aclose()
 
     async def aclose(self) -> None:
         self._body.close()  # releases the pooled connection (closing it if unread)
