@@ -90,8 +90,11 @@ class Edge:
         self.metrics = None if settings.metrics == "off" else Metrics()
         self.observer = Observer(
             metrics=self.metrics,
-            log=AccessLog() if settings.access_log == "json" else None,
-            proxies=ProxyPolicy(settings.trusted_proxies),
+            log=(
+                AccessLog(proxies=ProxyPolicy(settings.trusted_proxies))
+                if settings.access_log == "json"
+                else None
+            ),
         )
         self.images = ImageHandler(
             settings=settings, verifier=verifier, storage=self.storage, metrics=self.metrics

@@ -18,7 +18,8 @@ from edge.errors import RangeNotSatisfiable
 #: open-ended, or ``(None, n)`` for the last n bytes.
 RangeSpec = tuple[int | None, int | None]
 
-_RANGE = re.compile(r"bytes[ \t]*=[ \t]*(\d{0,19})[ \t]*-[ \t]*(\d{0,19})[ \t]*", re.ASCII)
+# One range; the unit is case-insensitive and a list may hold empty elements (RFC 9110 5.6.1).
+_RANGE = re.compile(r"(?i:bytes)[ \t]*=[ \t,]*(\d{0,19})[ \t]*-[ \t]*(\d{0,19})[ \t,]*", re.ASCII)
 _ETAG = re.compile(r'\s*(W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
 _FALLBACK_TYPE = "application/octet-stream"
 # What S3 and similar stores report for objects uploaded without a type.

@@ -8,12 +8,14 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from edge.observe import AccessLog, redact
+from edge.observe import AccessLog, Exchange, redact
 from edge.proxies import ProxyPolicy
 from edge.samples import png
 from tests.conftest import KEYS, World
@@ -29,7 +31,9 @@ def scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, object]:
 
 def test_redact_hides_every_sig_value() -> None:
     assert redact(b"sig=abc&exp=1") == b"sig=[redacted]&exp=1"
-    assert redact(b"exp=1&%73ig=abc&kid=k") == b"exp=1&%73ig=[redacted]&kid=k"
+    assert redact(b"exp=1&%73ig=abc&kid=k") == b"exp=1&sig=[redacted]&kid=k"
+    assert redact(b"%73%69%67=abc") == b"sig=[redacted]"
+    assert redact(b"xsig=1&sig=&asig=2") == b"xsig=1&sig=[redacted]&asig=2"
     assert redact(b"sig=a&sig=b") == b"sig=[redacted]&sig=[redacted]"
     assert redact(b"v=2&sigma=1") == b"v=2&sigma=1"
     assert redact(b"sig") == b"sig"
@@ -61,28 +65,68 @@ def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     assert trusted.client_and_scheme(scope("127.0.0.1", only_proxies))[0] == "10.0.0.1"
 
 
+def _row(number: int) -> tuple[dict[str, Any], Exchange, float]:
+
+    exchange = Exchange()
+    exchange.status, exchange.sent, exchange.outcome, exchange.cache = 200, 5, "public", "hit"
+    scope = {
+        "client": ("127.0.0.1", 1),
+        "scheme": "http",
+        "method": "GET",
+        "raw_path": b"/i/alice/%d.png" % number,
+        "path": "",
+        "query_string": b"",
+    }
+    return scope, exchange, 0.001
+
+
+def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:
+    received = b""
+    os.set_blocking(read_end, False)
+    deadline = time.monotonic() + seconds
+    while not until(received):
+        assert time.monotonic() < deadline
+        try:
+            received += os.read(read_end, 1 << 20)
+        except BlockingIOError:
+            time.sleep(0.01)
+    return received
+
+
 def test_access_log_never_blocks_its_caller() -> None:
     """A stdout nobody reads (a full pipe) stalls the writer thread, never put()."""
     read_end, write_end = os.pipe()
     log = AccessLog(write_end)
-    line = b"x" * 199 + b"\n"
+    rows = [_row(n) for n in range(20_000)]  # about 4 MB of lines: far beyond a pipe's 64 KiB
     started = time.monotonic()
-    for _ in range(20_000):  # 4 MB: far beyond a pipe's 64 KiB
-        log.put(line)
+    for row in rows:
+        log.put(row)
     assert time.monotonic() - started < 1.0
-    received = 0
-    os.set_blocking(read_end, False)
-    deadline = time.monotonic() + 20
-    while received < 20_000 * 200:
-        assert time.monotonic() < deadline
-        try:
-            received += len(os.read(read_end, 1 << 20))
-        except BlockingIOError:
-            time.sleep(0.01)
+    received = _drain(read_end, lambda data: data.count(b"\n") >= 20_000)
     log.close()
     os.close(read_end)
     os.close(write_end)
-    assert received == 20_000 * 200
+    lines = received.splitlines()
+    assert len(lines) == 20_000 and lines[-1].startswith(b'{"time":"')
+    assert [json.loads(line)["path"] for line in lines] == [
+        f"/i/alice/{n}.png" for n in range(20_000)
+    ]
+
+
+def test_a_stalled_stdout_drops_old_lines_instead_of_growing() -> None:
+    read_end, write_end = os.pipe()
+    notice_read, notice_write = os.pipe()
+    log = AccessLog(write_end, capacity=500, notices=notice_write)
+    for number in range(50_000):  # the pipe fills after a few hundred lines; then the deque does
+        log.put(_row(number))
+        assert len(log.rows) <= 500
+    received = _drain(read_end, lambda data: b"/i/alice/49999.png" in data)
+    notice = _drain(notice_read, lambda data: b"\n" in data)
+    assert json.loads(notice.splitlines()[0])["event"] == "access_log_overflow"
+    log.close()
+    for fd in (read_end, write_end, notice_read, notice_write):
+        os.close(fd)
+    assert log.overflows >= 1 and 0 < received.count(b"\n") < 50_000
 
 
 def populated(tmp_path: Path) -> Path:
@@ -237,11 +281,11 @@ def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
 
 
 def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
-    from edge.observe import Exchange, Observer
-
-    observer = Observer(
-        metrics=None, log=None, proxies=ProxyPolicy((ipaddress.ip_network("127.0.0.1/32"),))
+    log = AccessLog(
+        os.open(os.devnull, os.O_WRONLY),
+        proxies=ProxyPolicy((ipaddress.ip_network("127.0.0.1/32"),)),
     )
+    log.close()
     nasty = b'/i/a/"quote"\\back\x01\x7f\xff\xe9%22.png'
     scope = {
         "client": ("127.0.0.1", 1),
@@ -259,9 +303,9 @@ def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
         "signature_invalid",
         "-",
     )
-    line = observer.line(scope, exchange, 0.0012345)
+    line = log.line(scope, exchange, 0.0012345)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    record = json.loads(line)
+    record = json.loads(b'{"time":"2026-11-25T00:00:00Z",' + line)
     assert record["path"] == nasty.decode("latin-1") + '?sig=[redacted]&exp=1&x="\\'
     assert record["client"] == "10.0.0.1"  # the nearest hop not trusted
     assert record["duration_ms"] == 1.234 and record["status"] == 403

@@ -1,0 +1,153 @@
+"""The load harness's results: a Markdown table and a PNG chart in bench/results/."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.cold import ColdResult
+    from bench.load import Scenario
+    from bench.memory import MemoryResult
+
+RESULTS = Path(__file__).parent / "results"
+MIB = 1024 * 1024
+
+#: scenario name -> minimum ratio to the bare ASGI app (issue 5's targets)
+TARGETS = {
+    "edge: public hit": 0.85,
+    "edge: private signed hit": 0.80,
+    "edge: bad signature": 0.90,
+    "edge: expired": 0.90,
+    "edge: not found": 0.90,
+}
+COLD_TARGET = 0.6
+MEMORY_TARGET = 64 * MIB
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def _verdict(value: float, target: float, *, at_least: bool) -> str:
+    met = value >= target if at_least else value <= target
+    if met:
+        return "met"
+    miss = (target - value) / target if at_least else (value - target) / target
+    return f"**missed by {miss:.0%}**"
+
+
+def write(
+    found: list[Scenario],
+    cold: ColdResult,
+    memory: MemoryResult,
+    *,
+    rounds: int,
+    seconds: float,
+) -> str:
+    from bench.load import CONNECTIONS, median
+
+    lines = [
+        "# Load benchmark",
+        "",
+        f"{time.strftime('%Y-%m-%d')}; {machine()}. Made by `python -m bench.load` "
+        f"(`make bench`): {rounds} interleaved rounds of {seconds:g} s per scenario, "
+        f"`wrk -t1 -c{CONNECTIONS}` on core 1, each server one process (one uvicorn or nginx "
+        "worker) on core 0, 16 KiB body, loopback. Medians over rounds; each ratio is taken "
+        "within its round against the bare ASGI app. CPU per request is the server process's "
+        "own user + system time from /proc (sys = the kernel's share of it).",
+        "",
+        "| scenario | req/s | ratio to bare | p50 ms | p99 ms | CPU µs/req (sys) | errors "
+        "| target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in found:
+        ratio = median(s.ratios)
+        target = TARGETS.get(s.name)
+        verdict = f">= {target:.2f}x: {_verdict(ratio, target, at_least=True)}" if target else ""
+        lines.append(
+            f"| {s.name} | {median(s.rps):,.0f} | {ratio:.2f}x | {median(s.p50):.2f} | "
+            f"{median(s.p99):.2f} | {median(s.cpu_us):.0f} ({median(s.sys_share):.0%}) | "
+            f"{s.errors} | {verdict} |"
+        )
+    by_name = {s.name: s for s in found}
+    for kind in ("public hit", "private signed hit"):
+        off, on = by_name[f"edge: {kind}"], by_name[f"edge: {kind}, access log on"]
+        cost = median(on.cpu_us) / median(off.cpu_us) - 1
+        lines.append("")
+        lines.append(
+            f"Access log on a {kind}: CPU per request {median(off.cpu_us):.0f} µs off, "
+            f"{median(on.cpu_us):.0f} µs on ({cost:+.1%}); req/s ratio on/off "
+            f"{median(on.rps) / median(off.rps):.2f}."
+        )
+    cold_ratio = cold.edge_cpu_us / cold.get_object_cpu_us
+    lines += [
+        "",
+        "## Cold misses from S3 (moto's server, every request a different object)",
+        "",
+        f"wrk with 8 connections for {seconds:g} s: {cold.requests:,} requests, "
+        f"{cold.rps:,.0f} req/s (moto's server is the bottleneck), p50 {cold.p50_ms:.1f} ms, "
+        f"p99 {cold.p99_ms:.1f} ms, {cold.non_2xx} not 200.",
+        "",
+        "| CPU per object | µs |",
+        "| --- | ---: |",
+        f"| edge process, whole request (HTTP in, S3 read, HTTP out) | {cold.edge_cpu_us:.0f} |",
+        f"| plain aiobotocore `get_object` + read, client process | {cold.get_object_cpu_us:.0f} |",
+        f"| `generate_presigned_url` + aiohttp GET, client process | "
+        f"{cold.presigned_get_cpu_us:.0f} |",
+        "",
+        f"Edge / get_object: {cold_ratio:.2f}x; target <= {COLD_TARGET}x: "
+        f"{_verdict(cold_ratio, COLD_TARGET, at_least=False)}.",
+        "",
+        "## Memory: 8 slow downloads of one 256 MiB object at once",
+        "",
+        f"{memory.readers} readers, {memory.object_bytes // MIB} MiB each, "
+        f"{sum(memory.received) // MIB} MiB received in {memory.seconds:.0f} s; "
+        f"edge's peak RSS grew by {memory.peak_growth_bytes / MIB:.1f} MiB; target <= 64 MiB: "
+        f"{_verdict(memory.peak_growth_bytes, MEMORY_TARGET, at_least=False)}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "load.md").write_text(text, encoding="utf-8")
+    chart(found)
+    print(text)
+    return text
+
+
+def chart(found: list[Scenario]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.load import median
+
+    names = [s.name for s in found]
+    ratios = [median(s.ratios) for s in found]
+    colors = ["#888888" if s.baseline else "#2f6fb0" for s in found]
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(found) + 1.2))
+    ax.barh(names[::-1], ratios[::-1], color=colors[::-1])
+    for name, target in TARGETS.items():
+        if name in names:
+            y = len(names) - 1 - names.index(name)
+            ax.plot([target, target], [y - 0.4, y + 0.4], color="#c0392b", linewidth=2)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("requests/s relative to the bare ASGI app (same run); red: target")
+    ax.set_title(f"edge load benchmark, {time.strftime('%Y-%m-%d')}")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "load.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,143 @@
+"""Every case of the bad-input corpus against a real server, on both storages and through
+nginx: the right status and JSON error, no 5xx, no traceback, no private byte.
+
+Each run also writes its tallies to ``tests/artifacts/reliability/`` for
+``docs/reliability.md`` (``make reliability``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from edge.keys import parse_keyring
+from edge.samples import CANARY, png
+from tests.conftest import KEYS, World
+from tests.corpus import PARSER, Answer, Case, cases, send
+from tests.nginx import run_nginx
+
+PHOTO = png(32, 32)
+SECRET = png(40, 30, hue=1) + CANARY
+ARTIFACTS = Path(__file__).parent / "artifacts" / "reliability"
+
+
+def populate(world: World) -> None:
+    world.put("public", "alice", "photo.png", PHOTO)
+    world.put("private", "alice", "secret.png", SECRET)
+    if world.root is not None:  # links that point out of public/: never followed
+        links = world.root / "public" / "alice"
+        (links / "to-private.png").symlink_to(world.root / "private" / "alice" / "secret.png")
+        (links / "to-etc").symlink_to("/etc")
+        (links / "to-root").symlink_to(world.root)
+
+
+def problems(case: Case, answer: Answer, *, through_proxy: bool = False) -> list[str]:
+    """What is wrong with an answer; empty when it is right."""
+    found = []
+    if answer.status >= 500:
+        found.append(f"status {answer.status}")
+    if b"Traceback" in answer.raw or b'File "' in answer.raw:
+        found.append("a traceback in the response")
+    if CANARY in answer.raw and not case.private_ok:
+        found.append("PRIVATE BYTES LEAKED")
+    if through_proxy:
+        # nginx refuses some hostile input itself (an HTML 4xx: 400, 414) and answers
+        # Range and If-Modified-Since from its cache in its own way (200, 206, 304, 416),
+        # and redirects /i to /i/ (301):
+        # all correct HTTP. Edge's own errors must come through unchanged.
+        json_error = answer.headers.get("content-type", "").startswith("application/json")
+        if not json_error:
+            if answer.status not in (200, 206, 301, 304, 416) and not 400 <= answer.status < 500:
+                found.append(f"status {answer.status} through nginx")
+            if case.status in (400, 403, 404, 405) and answer.status in (200, 206, 304):
+                found.append(f"nginx answered {answer.status} where edge refuses")
+            return found
+    if answer.status != case.status:
+        found.append(f"status {answer.status}, expected {case.status}")
+    elif case.code not in (None, PARSER):
+        try:
+            error = json.loads(answer.body)["error"]
+        except (ValueError, KeyError, TypeError):
+            return [*found, f"not a JSON error: {answer.body[:80]!r}"]
+        if error.get("code") != case.code or error.get("status") != case.status:
+            found.append(f"error {error}, expected {case.code}")
+        if answer.headers.get("cache-control") != "no-store":
+            found.append(f"cache-control {answer.headers.get('cache-control')!r}")
+        if not answer.headers.get("content-type", "").startswith("application/json"):
+            found.append("error without a JSON content type")
+    elif case.status in (200, 206):
+        expected = SECRET if case.private_ok else PHOTO
+        if case.status == 200 and answer.body != expected:
+            found.append(f"wrong body ({len(answer.body)} bytes)")
+        if case.status == 206 and answer.body != expected[:10]:
+            found.append("wrong range")
+    return found
+
+
+def run_corpus(base: str, world: World, name: str, *, through_proxy: bool = False) -> None:
+    parts = urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    tally: collections.Counter[str] = collections.Counter()
+    statuses: collections.Counter[str] = collections.Counter()
+    failures = []
+    scanned = 0
+    all_cases = cases(world.key)
+    for case in all_cases:
+        answer = send(host, port, case)
+        scanned += len(answer.raw)
+        tally[case.kind.split(":")[0]] += 1
+        statuses[str(answer.status)] += 1
+        wrong = problems(case, answer, through_proxy=through_proxy)
+        if wrong:
+            failures.append(f"{case.label()}: {'; '.join(wrong)}")
+    write_artifact(
+        name,
+        {
+            "cases": len(all_cases),
+            "classes": dict(sorted(tally.items())),
+            "statuses": dict(sorted(statuses.items())),
+            "bytes_scanned_for_canary": scanned,
+            "failures": len(failures),
+            "server_errors": sum(n for s, n in statuses.items() if s >= "500"),
+        },
+    )
+    assert not failures, f"{len(failures)} of {len(all_cases)} cases:\n" + "\n".join(failures)
+
+
+def write_artifact(name: str, data: dict[str, object]) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{name}.json").write_text(json.dumps(data, indent=1))
+
+
+def test_the_corpus_covers_every_class_with_many_cases() -> None:
+    key = parse_keyring(KEYS).signing_key
+    assert key is not None
+    kinds = collections.Counter(case.kind.split(":")[0] for case in cases(key))
+    assert set(kinds) == {"path", "query", "exp", "sig", "kid", "header", "method"}
+    assert min(kinds.values()) >= 10 and sum(kinds.values()) >= 450
+
+
+@pytest.mark.slow
+def test_bad_input_corpus(world: World) -> None:
+    populate(world)
+    run_corpus(world.serve(), world, f"corpus-{world.kind}")
+    keys = {key for _, key in world.storage_reads()}
+    assert keys, "the corpus reaches storage for the valid cases"
+    for key in keys:  # nothing hostile ever reached storage as a name
+        segments = key.split("/")
+        assert segments[0] in ("public", "private"), key
+        assert not {".", "..", ""} & set(segments) and "\\" not in key, key
+        assert all(ord(char) >= 0x20 and char != "\x7f" for char in key), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", ["file"], indirect=True)  # nginx passes requests through
+def test_bad_input_corpus_through_nginx(world: World, tmp_path: Path) -> None:
+    populate(world)
+    edge = world.serve().removeprefix("http://")
+    with run_nginx("edge-proxy.conf", tmp_path / "nginx", upstreams=[edge]) as base:
+        run_corpus(base, world, "corpus-nginx", through_proxy=True)
