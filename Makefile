@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DEPS := tests/browser/node_modules/.package-lock.json
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-instructions reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,19 @@ lint: $(STAMP)
 test: lint $(NODE_DEPS)
 	$(BIN)/python -m pytest
 
+# Load harness (wrk, nginx) and the signature micro-benchmark; results in bench/results/.
 bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.micro_verify
+	$(BIN)/python -m bench.load
+
+# Instructions per request under callgrind (valgrind): deterministic, several minutes.
+bench-instructions: $(STAMP)
+	$(BIN)/python -m bench.instructions
+
+# Runs the reliability tests and regenerates docs/reliability.md from their figures.
+reliability: $(STAMP) $(NODE_DEPS)
+	$(BIN)/python -m tests.reliability_report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

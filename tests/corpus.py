@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
@@ -364,6 +364,3 @@ def methods(key: Key, now: int) -> Iterator[Case]:
             yield Case("method: not GET or HEAD", target, 405, "METHOD_NOT_ALLOWED", method=method)
     for method in ["get", "Get", "FOO", "G ET"]:
         yield Case("method: not a method", PUBLIC, 400, PARSER, method=method)
-
-
-Checker = Callable[[Case, Answer], None]
