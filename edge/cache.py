@@ -26,11 +26,14 @@ from edge.storage.base import Stat
 ENTRY_OVERHEAD = 256
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     stat: Stat | None  # None: the key was not found
     data: bytes
     expires: float
+    #: Response headers of a whole-object answer but Cache-Control (which may depend on
+    #: the URL's exp), built by the first hit and shared by the next ones.
+    headers: list[tuple[bytes, bytes]] | None = None
 
     @property
     def size(self) -> int:

@@ -89,7 +89,10 @@ class ImageHandler:
             if self.cache is not None:  # hits need no storage, so no read slot either
                 hit = self._from_cache(path[3:], grant, conditions, head, exchange)
                 if hit is not None:
-                    await self._answer(hit[0], hit[1], grant, path, head, receive, send, exchange)
+                    reply, private, entry = hit
+                    await self._answer(
+                        reply, private, grant, path, head, receive, send, exchange, entry
+                    )
                     return
             await self.slots.acquire()
         except Exception as error:
@@ -128,8 +131,15 @@ class ImageHandler:
         receive: Receive,
         send: Send,
         exchange: Exchange,
+        entry: Entry | None = None,
     ) -> None:
-        headers = self._headers(reply, private, grant, path)
+        if entry is not None and reply.status == 200:  # a cached whole object: headers once
+            cached = entry.headers
+            if cached is None:
+                cached = entry.headers = self._headers(reply, private, grant, path)[1:]
+            headers = [self.cache_control(private=private, grant=grant), *cached]
+        else:
+            headers = self._headers(reply, private, grant, path)
         exchange.status = reply.status
         exchange.outcome = "private" if private else "public"
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -142,7 +152,7 @@ class ImageHandler:
 
     def _from_cache(
         self, rest: str, grant: Grant | None, conditions: Conditions, head: bool, exchange: Exchange
-    ) -> tuple[Reply, bool] | None:
+    ) -> tuple[Reply, bool, Entry] | None:
         """An answer from memory alone, or None when storage must be asked."""
         assert self.cache is not None
         if grant is not None:
@@ -151,14 +161,14 @@ class ImageHandler:
                 return None
             if entry.stat is not None:
                 exchange.cache = "hit"
-                return _from_entry(entry, conditions, head), True
+                return _from_entry(entry, conditions, head), True, entry
         entry = self.cache.get("public/" + rest)
         if entry is None:
             return None
         exchange.cache = "hit"
         if entry.stat is None:
             raise NotFound("cached: not found")
-        return _from_entry(entry, conditions, head), False
+        return _from_entry(entry, conditions, head), False, entry
 
     async def _read(
         self, rest: str, grant: Grant | None, conditions: Conditions, head: bool, exchange: Exchange
@@ -232,7 +242,8 @@ class ImageHandler:
     def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:
         stat = reply.stat
         cache = self.cache_control(private=private, grant=grant)
-        headers = [(b"etag", stat.etag.encode("latin-1")), cache, *self._common]
+        # Cache-Control first: a cached entry keeps the rest (see _answer).
+        headers = [cache, (b"etag", stat.etag.encode("latin-1")), *self._common]
         if stat.last_modified > 0:
             headers.append(last_modified_header(stat.last_modified))
         if reply.status == 304:
@@ -321,5 +332,7 @@ def _conditions(headers: list[tuple[bytes, bytes]]) -> Conditions:
             if_modified_since = value.decode("latin-1")
         elif name == b"if-range":
             if_range = value.decode("latin-1")
+    if not ranges and if_range is None and if_none_match is None and if_modified_since is None:
+        return NO_CONDITIONS  # most requests: no object to build
     spec = parse_range(ranges[0].decode("latin-1")) if len(ranges) == 1 else None
     return Conditions(spec, if_range, if_none_match, if_modified_since)
