@@ -8,7 +8,8 @@ the server's own CPU time per request is read from /proc (user and system),
 which shows what a request costs the process whatever the machine's pace.
 
 Run: ``python -m bench.load`` (``make bench``). Writes ``bench/results/load.md``
-and ``bench/results/load.png``. Options: ``--rounds N`` (3), ``--seconds S`` (5).
+and ``bench/results/load.png``. Options: ``--rounds N`` (3), ``--seconds S`` (5),
+``--only TEXT`` (only the scenarios whose name holds TEXT, printed, nothing written).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Scenario:
     sys_share: list[float] = field(default_factory=list)
     errors: int = 0
     ratios: list[float] = field(default_factory=list)
+    cpu_ratios: list[float] = field(default_factory=list)  # bare's CPU per request / this one's
 
 
 @dataclass
@@ -224,36 +226,53 @@ def check_status(port: int, path: str, status: int) -> None:
         raise SystemExit(f"{path} on port {port}: status {got}, expected {status}")
 
 
+def measure(
+    servers: dict[str, tuple[int, int]], scenario: Scenario, seconds: float, label: str
+) -> float:
+    """One wrk run of a scenario, recorded in it; returns its requests per second."""
+    port, pid = servers[scenario.server]
+    before = cpu_seconds(pid)
+    result = wrk(f"http://127.0.0.1:{port}{scenario.path}", seconds)
+    after = cpu_seconds(pid)
+    user, system = after[0] - before[0], after[1] - before[1]
+    scenario.rps.append(result.rps)
+    scenario.p50.append(result.p50_ms)
+    scenario.p99.append(result.p99_ms)
+    scenario.cpu_us.append((user + system) / max(result.requests, 1) * 1e6)
+    scenario.sys_share.append(system / max(user + system, 1e-9))
+    expected_non_2xx = result.requests if scenario.status >= 300 else 0
+    scenario.errors += result.errors + abs(result.non_2xx - expected_non_2xx)
+    print(f"  {label}: {scenario.name:42} {result.rps:>9,.0f} req/s", flush=True)
+    return result.rps
+
+
 def run_rounds(
     servers: dict[str, tuple[int, int]], found: list[Scenario], *, rounds: int, seconds: float
 ) -> None:
+    """Every scenario bracketed by runs of the bare app: its ratio is to the mean of the
+    two bare runs around it, seconds apart, since this VM drifts by a third in a minute."""
     for scenario in found:
         check_status(servers[scenario.server][0], scenario.path, scenario.status)
+    bare, others = found[0], found[1:]
     for number in range(rounds):
-        order = found if number % 2 == 0 else [found[0], *reversed(found[1:])]
+        label = f"round {number + 1}"
+        order = others if number % 2 == 0 else others[::-1]
+        previous = measure(servers, bare, seconds, label)
         for scenario in order:
-            port, pid = servers[scenario.server]
-            before = cpu_seconds(pid)
-            result = wrk(f"http://127.0.0.1:{port}{scenario.path}", seconds)
-            after = cpu_seconds(pid)
-            user, system = after[0] - before[0], after[1] - before[1]
-            scenario.rps.append(result.rps)
-            scenario.p50.append(result.p50_ms)
-            scenario.p99.append(result.p99_ms)
-            scenario.cpu_us.append((user + system) / max(result.requests, 1) * 1e6)
-            scenario.sys_share.append(system / max(user + system, 1e-9))
-            expected_non_2xx = result.requests if scenario.status >= 300 else 0
-            scenario.errors += result.errors + abs(result.non_2xx - expected_non_2xx)
-            print(f"  round {number + 1}: {scenario.name:42} {result.rps:>9,.0f} req/s", flush=True)
-        bare = found[0].rps[-1]
-        for scenario in found:
-            scenario.ratios.append(scenario.rps[-1] / bare)
+            rps = measure(servers, scenario, seconds, label)
+            bare_cpu = bare.cpu_us[-1]
+            following = measure(servers, bare, seconds, label)
+            scenario.ratios.append(rps / ((previous + following) / 2))
+            scenario.cpu_ratios.append((bare_cpu + bare.cpu_us[-1]) / 2 / scenario.cpu_us[-1])
+            previous = following
+    bare.ratios = bare.cpu_ratios = [1.0] * rounds
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 3
     seconds = float(args[args.index("--seconds") + 1]) if "--seconds" in args else 5
+    only = args[args.index("--only") + 1] if "--only" in args else None  # a quick A/B: no files
     if shutil.which("wrk") is None:
         print("bench needs wrk: apt-get install wrk (Debian's package)", file=sys.stderr)
         return 2
@@ -261,9 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         servers = start_servers(world)
         found = scenarios(world, servers)
+        if only is not None:
+            found = [found[0], *(s for s in found[1:] if only in s.name)]
         print(f"{len(found)} scenarios, {rounds} rounds of {seconds:g} s", flush=True)
         run_rounds(servers, found, rounds=rounds, seconds=seconds)
         world.stop_all()
+        if only is not None:
+            for s in found:
+                ratio, cpu = median(s.ratios), median(s.cpu_ratios)
+                print(f"{s.name:45} ratio {ratio:.2f}x  CPU ratio {cpu:.2f}x")
+            return 0
         print("cold misses from S3", flush=True)
         misses = cold.run(world, seconds=seconds)
         world.stop_all()

@@ -100,7 +100,7 @@ def test_access_log_never_blocks_its_caller() -> None:
     rows = [_row(n) for n in range(20_000)]  # about 4 MB of lines: far beyond a pipe's 64 KiB
     started = time.monotonic()
     for row in rows:
-        log.put(row)
+        log.put(log.line(*row))
     assert time.monotonic() - started < 1.0
     received = _drain(read_end, lambda data: data.count(b"\n") >= 20_000)
     log.close()
@@ -118,8 +118,8 @@ def test_a_stalled_stdout_drops_old_lines_instead_of_growing() -> None:
     notice_read, notice_write = os.pipe()
     log = AccessLog(write_end, capacity=500, notices=notice_write)
     for number in range(50_000):  # the pipe fills after a few hundred lines; then the deque does
-        log.put(_row(number))
-        assert len(log.rows) <= 500
+        log.put(log.line(*_row(number)))
+        assert len(log.lines) <= 500
     received = _drain(read_end, lambda data: b"/i/alice/49999.png" in data)
     notice = _drain(notice_read, lambda data: b"\n" in data)
     assert json.loads(notice.splitlines()[0])["event"] == "access_log_overflow"
