@@ -53,19 +53,10 @@ def start_moto(world: World) -> str:
 
     port = free_port()
     env = {**os.environ, **CREDENTIALS}
-    world.start([sys.executable, "-m", "moto.server", "-p", str(port)], env=env, core=LOAD_CORE)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            import urllib.request
-
-            urllib.request.urlopen(endpoint, timeout=2).read()
-            return endpoint
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    argv = [sys.executable, "-m", "moto.server", "-p", str(port)]
+    proc = world.start(argv, env=env, core=LOAD_CORE)
+    wait_ready(port, "/", proc=proc)  # moto lists buckets at /
+    return f"http://127.0.0.1:{port}"
 
 
 def populate(endpoint: str) -> None:
