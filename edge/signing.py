@@ -52,12 +52,23 @@ class Verifier:
     """Judges the signature parameters of a request for an already validated path."""
 
     def __init__(
-        self, keyring: Keyring, *, max_ttl: int, leeway: int = 0, clock: Clock = time.time
+        self,
+        keyring: Keyring,
+        *,
+        max_ttl: int,
+        leeway: int = 0,
+        clock: Clock = time.time,
+        memo_size: int = 4096,
     ) -> None:
         self.keyring = keyring
         self.max_ttl = max_ttl
         self.leeway = leeway
         self.clock = clock
+        # Genuine signatures already checked, by exact (path, query): a URL requested again
+        # (a page's image fetched by many, retries) skips the HMAC; its time is judged anew.
+        # The keyring never changes in a process, so a signature stays genuine.
+        self.memo_size = memo_size
+        self._memo: dict[tuple[str, bytes], Grant] = {}
         self._keys_by_length: dict[int, tuple[Key, ...]] = {
             n: tuple(k for k in keyring if k.sig_chars == n) for n in (43, 86)
         }
@@ -66,6 +77,18 @@ class Verifier:
         """``None`` for an unsigned request, a :class:`Grant` for a valid one; else raise."""
         if not query:
             return None
+        known = self._memo.get((path, query))
+        if known is not None:
+            self._judge_time(known[0], known[1])
+            return known
+        grant = self._check(path, query)
+        if grant is not None and self.memo_size:
+            if len(self._memo) >= self.memo_size:
+                self._memo.clear()
+            self._memo[path, query] = grant
+        return grant
+
+    def _check(self, path: str, query: bytes) -> Grant | None:
         canonical = _CANONICAL.fullmatch(query)
         if canonical is not None:
             sig, exp, kid = canonical.groups()
@@ -93,16 +116,17 @@ class Verifier:
             raise SignatureInvalid(self._why_no_match(sig, kid))
         # Only a genuine signature is judged on time.
         expires = int(exp)
+        self._judge_time(key.kid, expires)
+        return (key.kid, expires)
+
+    def _judge_time(self, kid: str, expires: int) -> None:
         now = self.clock()
         if now >= expires + self.leeway:
-            raise SignatureExpired(
-                f"expired {int(now) - expires} s ago (key {key.kid!r})", exp=expires
-            )
+            raise SignatureExpired(f"expired {int(now) - expires} s ago (key {kid!r})", exp=expires)
         if self.max_ttl and expires - now > self.max_ttl:
             raise SignatureInvalid(
                 f"exp is {int(expires - now)} s ahead, beyond the max TTL of {self.max_ttl} s"
             )
-        return (key.kid, expires)
 
     def _why_no_match(self, sig: bytes, kid: bytes | None) -> str:
         """Only on the failure path: tell a malformed sig from a wrong one, for logs."""

@@ -1,0 +1,75 @@
+"""The memo of verified URLs: it skips the HMAC for the exact URL seen before, and nothing
+else; time is judged on every request as if the memo were not there."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.errors import SignatureExpired, SignatureInvalid
+from edge.signing import Verifier, sign_url
+from tests.test_signing_properties import KEYS, NOW, VERIFYING
+
+PATH = "/i/alice/photo.png"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def split(url: str) -> tuple[str, bytes]:
+    path, _, query = url.partition("?")
+    return path, query.encode()
+
+
+def test_a_remembered_url_still_expires_and_still_respects_the_max_ttl() -> None:
+    clock = Clock(NOW)
+    verifier = Verifier(VERIFYING, max_ttl=3600, clock=clock)
+    path, query = split(sign_url(PATH, key=KEYS[0], exp=NOW + 600))
+    assert verifier.verify(path, query) == ("main", NOW + 600)
+    assert verifier.verify(path, query) == ("main", NOW + 600)  # from the memo
+    clock.now = NOW + 600
+    with pytest.raises(SignatureExpired):
+        verifier.verify(path, query)
+    clock.now = NOW - 3600  # a clock stepped back: now beyond the max TTL
+    with pytest.raises(SignatureInvalid):
+        verifier.verify(path, query)
+
+
+@given(position=st.integers(min_value=0, max_value=42), other_path=st.booleans())
+def test_the_memo_never_vouches_for_another_url(position: int, other_path: bool) -> None:
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW))
+    path, query = split(sign_url(PATH, key=KEYS[0], exp=NOW + 600))
+    assert verifier.verify(path, query) is not None
+    if other_path:  # the same query on another path
+        with pytest.raises(SignatureInvalid):
+            verifier.verify("/i/alice/other.png", query)
+        return
+    at = query.index(b"sig=") + 4 + position
+    flipped = query[:at] + (b"B" if query[at : at + 1] == b"A" else b"A") + query[at + 1 :]
+    with pytest.raises(SignatureInvalid):
+        verifier.verify(path, flipped)
+
+
+def test_the_memo_is_bounded_and_can_be_turned_off() -> None:
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW), memo_size=100)
+    for n in range(250):
+        assert verifier.verify(*split(sign_url(f"/i/alice/{n}.png", key=KEYS[0], exp=NOW + 60)))
+        assert len(verifier._memo) <= 100
+    off = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW), memo_size=0)
+    assert off.verify(*split(sign_url(PATH, key=KEYS[0], exp=NOW + 60)))
+    assert off._memo == {}
+
+
+def test_failures_are_never_remembered() -> None:
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW))
+    path, query = split(sign_url(PATH, key=KEYS[0], exp=NOW - 1))
+    for _ in range(2):
+        with pytest.raises(SignatureExpired):
+            verifier.verify(path, query)
+    assert verifier._memo == {}
