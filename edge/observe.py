@@ -276,10 +276,8 @@ def _write(fd: int, data: bytes) -> None:
 
 class Observer:
     def __init__(self, *, metrics: Metrics | None, log: AccessLog | None) -> None:
-        self.metrics = metrics
         self.stats = None if metrics is None else metrics.stats
         self.log = log
-        self._log = log
 
     def start(self) -> Exchange:
         if self.stats is not None:
@@ -292,7 +290,7 @@ class Observer:
         if stats is not None:
             stats.in_flight -= 1
             stats.record(exchange.outcome, exchange.status, exchange.sent, seconds, exchange.cache)
-        log = self._log
+        log = self.log
         if log is not None:
             log.put(log.line(scope, exchange, seconds))
 

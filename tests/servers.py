@@ -137,19 +137,20 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def open_sockets() -> list[tuple[int, int]]:
-    """(local port, remote port) of this process's open TCP sockets, from /proc."""
+def open_sockets(pid: int | str = "self", *, established: bool = False) -> list[tuple[int, int]]:
+    """(local port, remote port) of a process's open TCP sockets (this one's by default),
+    from /proc; ``established`` keeps only connected ones."""
     inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(OSError):
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
     ports = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for row in Path(table).read_text().splitlines()[1:]:
             fields = row.split()
-            if fields[9] in inodes:
+            if fields[9] in inodes and (not established or fields[3] == "01"):
                 ports.append(
                     (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16))
                 )

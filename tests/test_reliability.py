@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from edge.samples import CANARY
 from tests.conftest import World
 from tests.corpus import Case, escape, send
-from tests.servers import free_port
+from tests.servers import free_port, open_sockets
 from tests.strategies import hostile_text
 from tests.test_corpus import PHOTO, populate, write_artifact
 from tests.test_process import EDGE, clean_env, wait_ready
@@ -151,22 +151,7 @@ def _proc_figures(pid: int) -> tuple[int, int]:
 
 def _storage_connections(pid: int, port: int) -> int:
     """Established TCP connections of ``pid`` to ``port`` (the storage server)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if fields[9] in inodes and remote_port == port and fields[3] == "01":
-                count += 1
-    return count
+    return sum(1 for _, remote in open_sockets(pid, established=True) if remote == port)
 
 
 @pytest.mark.slow
