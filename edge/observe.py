@@ -194,6 +194,9 @@ class AccessLog:
         # Line fragments that repeat (who asked, how it ended), escaped once per kind of
         # request; only the event loop touches them.
         self._fragments: dict[tuple[str, str, str, int, str, str], tuple[bytes, bytes]] = {}
+        # The escaped, redacted target per (raw path, query): images are requested again and
+        # again, and a signed URL's redaction and escaping was the dearest part of its line.
+        self._targets: dict[tuple[bytes, bytes], bytes] = {}
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edge-access-log", daemon=True)
         self._thread.start()
@@ -235,16 +238,23 @@ class AccessLog:
         around = self._fragments.get(key)
         if around is None:
             around = self._escape(key)
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope["query_string"]:
-            target = target[:MAX_LOGGED_TARGET] + b"?" + redact(scope["query_string"])
-        return _LINE % (
-            around[0],
-            orjson.dumps(target[: 2 * MAX_LOGGED_TARGET].decode("latin-1")),
-            exchange.sent,
-            seconds * 1000,
-            around[1],
+        where = (scope.get("raw_path") or scope["path"].encode(), scope["query_string"])
+        target = self._targets.get(where)
+        if target is None:
+            target = self._escape_target(where)
+        return _LINE % (around[0], target, exchange.sent, seconds * 1000, around[1])
+
+    def _escape_target(self, where: tuple[bytes, bytes]) -> bytes:
+        """The path and redacted query as a JSON string, kept for the next request."""
+        if len(self._targets) >= _MEMO_SIZE:
+            self._targets.clear()
+        path, query = where
+        if query:
+            path = path[:MAX_LOGGED_TARGET] + b"?" + redact(query)
+        target = self._targets[where] = orjson.dumps(
+            path[: 2 * MAX_LOGGED_TARGET].decode("latin-1")
         )
+        return target
 
     def _escape(self, key: tuple[str, str, str, int, str, str]) -> tuple[bytes, bytes]:
         """The fragments before and after the path, for one kind of row, kept for the next."""

@@ -310,3 +310,25 @@ def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
     assert record["client"] == "10.0.0.1"  # the nearest hop not trusted
     assert record["duration_ms"] == 1.234 and record["status"] == 403
     assert "secret" not in line.decode("latin-1")
+
+
+def test_remembered_targets_stay_per_query_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines reuse an escaped target only for the same path and query; the memo is bounded."""
+    monkeypatch.setattr("edge.observe._MEMO_SIZE", 3)
+    log = AccessLog(os.open(os.devnull, os.O_WRONLY))
+    log.close()
+    exchange = Exchange()
+    exchange.status, exchange.sent, exchange.outcome, exchange.cache = (200, 5, "private", "hit")
+
+    def path_of(raw_path: bytes, query: bytes) -> str:
+        scope = {"client": None, "method": "GET", "raw_path": raw_path, "query_string": query}
+        record = json.loads(b'{"time":"x",' + log.line(scope, exchange, 0.001))
+        return str(record["path"])
+
+    for round_ in range(2):  # the second round reads from the memo, or refills it
+        for number in range(5):
+            raw = b"/i/a/%d.png" % number
+            assert path_of(raw, b"") == raw.decode()
+            assert path_of(raw, b"sig=s%d&exp=1" % number) == raw.decode() + "?sig=[redacted]&exp=1"
+            assert path_of(raw, b"exp=2&sig=t") == raw.decode() + "?exp=2&sig=[redacted]", round_
+    assert len(log._targets) <= 3

@@ -1,0 +1,192 @@
+"""edge's own SigV4 signer: the same signature as botocore's for every request edge
+sends, and accepted by an S3 server that verifies signatures (moto with authentication
+on), with long-lived and with temporary credentials."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import httpx
+import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+from hypothesis import given
+from hypothesis import strategies as st
+from moto import settings as moto_settings
+
+from edge.storage.sigv4 import EMPTY_SHA256, Credentials, Signer, object_path
+from tests.conftest import World
+from tests.test_serving import assert_error
+
+S3_ONLY = pytest.mark.parametrize("world", ["s3"], indirect=True)
+READ_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}],
+}
+
+
+def botocore_signature(
+    method: str, url: str, headers: dict[str, str], credentials: Credentials, region: str
+) -> tuple[str, str]:
+    """(signed headers, signature) botocore computes for the same request at the same time."""
+    request = AWSRequest(method=method, url=url, headers=dict(headers))
+    request.context["timestamp"] = headers["x-amz-date"]
+    auth = S3SigV4Auth(
+        BotoCredentials(credentials.access_key, credentials.secret_key, credentials.token),
+        "s3",
+        region,
+    )
+    canonical = auth.canonical_request(request)
+    signature = auth.signature(auth.string_to_sign(request, canonical), request)
+    return auth.signed_headers(auth.headers_to_sign(request)), signature
+
+
+keys = st.text(st.characters(codec="utf-8"), min_size=1, max_size=60).filter(
+    lambda key: not key.startswith("/")
+)
+
+
+@given(
+    key=keys,
+    bucket=st.sampled_from([None, "edge-test", "my.dotted.bucket"]),
+    region=st.sampled_from(["us-east-1", "eu-west-3", "ap-southeast-2"]),
+    secret=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40),
+    token=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1),
+    now=st.integers(0, 4_102_444_800),
+    method=st.sampled_from(["GET", "HEAD"]),
+    host=st.sampled_from(["s3.eu-west-3.amazonaws.com", "127.0.0.1:9000", "minio"]),
+)
+def test_signatures_match_botocores(
+    key: str,
+    bucket: str | None,
+    region: str,
+    secret: str,
+    token: str | None,
+    now: int,
+    method: str,
+    host: str,
+) -> None:
+    credentials = Credentials("AKIDEXAMPLE", secret, token)
+    path = object_path(bucket, key)
+    signed = dict(Signer(region=region, clock=lambda: now).headers(method, host, path, credentials))
+    assert signed["x-amz-content-sha256"] == EMPTY_SHA256
+    assert ("x-amz-security-token" in signed) == (token is not None)
+    names, signature = botocore_signature(
+        method,
+        f"http://{host}{path}",
+        {name: value for name, value in signed.items() if name != "authorization"},
+        credentials,
+        region,
+    )
+    day = signed["x-amz-date"][:8]
+    assert signed["authorization"] == (
+        f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{day}/{region}/s3/aws4_request,"
+        f" SignedHeaders={names}, Signature={signature}"
+    )
+
+
+def test_the_day_key_follows_the_clock_and_the_secret() -> None:
+    now = [86_400 * 20_000 - 1]
+    signer = Signer(region="us-east-1", clock=lambda: now[0])
+    first = dict(signer.headers("GET", "h", "/k", Credentials("A", "one")))
+    now[0] += 1  # midnight: a new day, a new key
+    second = dict(signer.headers("GET", "h", "/k", Credentials("A", "one")))
+    rotated = dict(signer.headers("GET", "h", "/k", Credentials("A", "two")))
+    assert first["x-amz-date"][:8] != second["x-amz-date"][:8]
+    for headers in (first, second, rotated):
+        _, signature = botocore_signature(
+            "GET",
+            "http://h/k",
+            {n: v for n, v in headers.items() if n != "authorization"},
+            Credentials("A", "two" if headers is rotated else "one"),
+            "us-east-1",
+        )
+        assert headers["authorization"].endswith("Signature=" + signature)
+
+
+def test_credentials_never_show_their_secret() -> None:
+    text = repr(Credentials("AKID", "very-secret", "session-token"))
+    assert "AKID" in text and "very-secret" not in text and "session-token" not in text
+
+
+@pytest.fixture
+def verifying_moto(world: World) -> dict[str, str]:
+    """Keys of an IAM user and of a role allowed to read; a test turns moto's signature
+    checks on (``verify_signatures``) once its objects are stored."""
+    assert world.moto is not None
+    endpoint = world.moto.endpoint_url
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    user = f"edge-reader-{world.prefix.strip('/')}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="read", PolicyDocument=json.dumps(READ_ALL))
+    access = iam.create_access_key(UserName=user)["AccessKey"]
+    role = iam.create_role(
+        RoleName=user,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:*"}],
+            }
+        ),
+    )["Role"]
+    iam.put_role_policy(RoleName=user, PolicyName="read", PolicyDocument=json.dumps(READ_ALL))
+    temporary = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").assume_role(
+        RoleArn=role["Arn"], RoleSessionName="edge"
+    )["Credentials"]
+    return {
+        "user_key": access["AccessKeyId"],
+        "user_secret": access["SecretAccessKey"],
+        "role_key": temporary["AccessKeyId"],
+        "role_secret": temporary["SecretAccessKey"],
+        "role_token": temporary["SessionToken"],
+    }
+
+
+def verify_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now until the test ends, moto authenticates every request (and checks IAM)."""
+    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+
+
+@S3_ONLY
+def test_a_verifying_s3_accepts_edges_signatures(
+    world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = world.put("public", "alice", "a b+ü(1).png", b"signed bytes")
+    verify_signatures(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["user_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", verifying_moto["user_secret"])
+    base = world.serve()
+    response = httpx.get(base + path.replace(" ", "%20"), timeout=10)
+    assert response.status_code == 200 and response.content == b"signed bytes"
+    ranged = httpx.get(base + path.replace(" ", "%20"), headers={"range": "bytes=2-5"}, timeout=10)
+    assert ranged.status_code == 206 and ranged.content == b"gned"
+    assert httpx.head(base + "/i/alice/other.png", timeout=10).status_code == 404
+    assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+
+
+@S3_ONLY
+def test_a_verifying_s3_accepts_temporary_credentials(
+    world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = world.put("public", "alice", "t.png", b"temporary")
+    verify_signatures(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["role_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", verifying_moto["role_secret"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", verifying_moto["role_token"])
+    response = httpx.get(world.serve() + path, timeout=10)
+    assert response.status_code == 200 and response.content == b"temporary"
+
+
+@S3_ONLY
+def test_a_wrong_secret_is_a_storage_error_not_a_leak(
+    world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = world.put("public", "alice", "w.png", b"x")
+    verify_signatures(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["user_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-" + verifying_moto["user_secret"])
+    response = httpx.get(world.serve() + path, timeout=10)
+    assert_error(response, 502, "STORAGE_ERROR")
+    assert verifying_moto["user_secret"] not in response.text
