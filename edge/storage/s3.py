@@ -172,6 +172,8 @@ class S3Storage(Storage):
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
             response.release()
             return Reply(304, stat, 0, -1, None)
+        if content_range and conditions.range is None:
+            raise StorageError(f"S3 sent a part of {key} nobody asked for: {content_range:.60}")
         if status == 200 and content_range:  # If-Range failed here: the whole object, once
             response.release()
             return await self._get(key, replace(conditions, range=None, if_range=None))
