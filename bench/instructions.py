@@ -60,6 +60,7 @@ def cases(world: World) -> list[Case]:
         Case("edge, private signed hit, log off", "edge", signed, 200, off),
         Case("edge, private signed hit, log on", "edge", signed, 200, on),
         Case("edge, bad signature, log off", "edge", bad, 403, off),
+        Case("edge, expired, log off", "edge", world.signed(exp=int(time.time()) - 60), 403, off),
         Case("edge, not found, log off", "edge", "/i/alice/none.png", 404, off),
     ]
 

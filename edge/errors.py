@@ -57,9 +57,18 @@ class SignatureExpired(SignatureError):
     code = "SIGNATURE_EXPIRED"
     message = "Signed URL has expired"
 
-    def __init__(self, reason: str = "", *, exp: int = 0) -> None:
-        super().__init__(reason)
-        self.exp = exp
+    def __init__(self, *, exp: int, now: float, kid: str) -> None:
+        # The reason is written only if someone reads it: an expired URL is refused
+        # often (pages cached past their links), and almost never logged.
+        Exception.__init__(self, exp, now, kid)
+        self.exp, self._now, self._kid = exp, now, kid
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return f"expired {int(self._now) - self.exp} s ago (key {self._kid!r})"
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class MethodNotAllowed(EdgeError):

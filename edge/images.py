@@ -36,6 +36,8 @@ from edge.storage import Body, Conditions, Reply, Storage
 from edge.storage.base import NO_CONDITIONS, decide, read_whole
 
 log = logging.getLogger("edge")
+#: Validated paths remembered per process; the memo is emptied when full.
+PATH_MEMO_SIZE = 4096
 
 
 class ImageHandler:
@@ -67,6 +69,7 @@ class ImageHandler:
             if settings.cache_ttl > 0
             else None
         )
+        self._paths: dict[bytes, str] = {}  # raw path -> validated path (see _validate)
         # Headers every image response carries, computed once.
         self._common: tuple[Header, ...] = (ACCEPT_RANGES, NOSNIFF) + (
             (CORS_ANY,) if settings.cors else ()
@@ -83,9 +86,28 @@ class ImageHandler:
         try:
             if not head and scope["method"] != "GET":
                 raise MethodNotAllowed(f"method {scope['method']}")
-            path = request_path(scope.get("raw_path") or scope["path"].encode())
+            raw = scope.get("raw_path") or scope["path"].encode()
+            path = self._paths.get(raw)
+            if path is None:
+                path = self._validate(raw)
             grant = self.verifier.verify(path, scope["query_string"])
             conditions = _conditions(scope["headers"])
+            if conditions is NO_CONDITIONS and not head and self.cache is not None:
+                # The common case, a plain GET of a cached whole object, in one step.
+                key = ("public/" if grant is None else "private/") + path[3:]
+                entry = self.cache.get(key)
+                if entry is not None and entry.headers is not None and entry.stat is not None:
+                    private = grant is not None
+                    exchange.cache, exchange.status = "hit", 200
+                    exchange.outcome = "private" if private else "public"
+                    headers = [self.cache_control(private=private, grant=grant), *entry.headers]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": entry.data})
+                    exchange.sent = len(entry.data)
+                    return
+                if entry is not None and entry.stat is None and grant is None:
+                    exchange.cache = "hit"
+                    raise NotFound("cached: not found")
             if self.cache is not None:  # hits need no storage, so no read slot either
                 hit = self._from_cache(path[3:], grant, conditions, head, exchange)
                 if hit is not None:
@@ -102,6 +124,15 @@ class ImageHandler:
             await self._serve(path, grant, conditions, head, receive, send, exchange)
         finally:
             self.slots.release()
+
+    def _validate(self, raw: bytes) -> str:
+        """Decode and check a raw path (raising if it breaks the rules), kept for the next
+        request of it: paths repeat, and the rules cost as much as the rest of a hit."""
+        path = request_path(raw)
+        if len(self._paths) >= PATH_MEMO_SIZE:
+            self._paths.clear()
+        self._paths[raw] = path
+        return path
 
     async def _serve(
         self,

@@ -69,6 +69,10 @@ class Verifier:
         # The keyring never changes in a process, so a signature stays genuine.
         self.memo_size = memo_size
         self._memo: dict[tuple[str, bytes], Grant] = {}
+        # Signatures that matched no key, apart so they can never evict genuine ones: a
+        # stale URL (signed with a retired key, or altered) asked again by every visitor of
+        # a page costs a dict lookup, not an HMAC per candidate key.
+        self._refused: dict[tuple[str, bytes], str] = {}
         self._keys_by_length: dict[int, tuple[Key, ...]] = {
             n: tuple(k for k in keyring if k.sig_chars == n) for n in (43, 86)
         }
@@ -81,11 +85,24 @@ class Verifier:
         if known is not None:
             self._judge_time(known[0], known[1])
             return known
-        grant = self._check(path, query)
-        if grant is not None and self.memo_size:
-            if len(self._memo) >= self.memo_size:
+        refused = self._refused.get((path, query))
+        if refused is not None:
+            raise SignatureInvalid(refused)
+        try:
+            grant = self._check(path, query)
+        except _NoMatch as error:
+            if self.memo_size:
+                if len(self._refused) >= self.memo_size:
+                    self._refused.clear()
+                self._refused[path, query] = error.reason
+            raise SignatureInvalid(error.reason) from None
+        if grant is None:
+            return None
+        if self.memo_size:  # remembered before time is judged: an expired URL asked again
+            if len(self._memo) >= self.memo_size:  # is refused without another HMAC
                 self._memo.clear()
             self._memo[path, query] = grant
+        self._judge_time(grant[0], grant[1])
         return grant
 
     def _check(self, path: str, query: bytes) -> Grant | None:
@@ -113,16 +130,13 @@ class Verifier:
             if key.verify(message, sig):
                 break
         else:
-            raise SignatureInvalid(self._why_no_match(sig, kid))
-        # Only a genuine signature is judged on time.
-        expires = int(exp)
-        self._judge_time(key.kid, expires)
-        return (key.kid, expires)
+            raise _NoMatch(self._why_no_match(sig, kid))
+        return (key.kid, int(exp))  # genuine; the caller judges its time
 
     def _judge_time(self, kid: str, expires: int) -> None:
         now = self.clock()
         if now >= expires + self.leeway:
-            raise SignatureExpired(f"expired {int(now) - expires} s ago (key {kid!r})", exp=expires)
+            raise SignatureExpired(exp=expires, now=now, kid=kid)
         if self.max_ttl and expires - now > self.max_ttl:
             raise SignatureInvalid(
                 f"exp is {int(expires - now)} s ahead, beyond the max TTL of {self.max_ttl} s"
@@ -137,6 +151,13 @@ class Verifier:
         if not self.keyring:
             return "no signing keys are configured"
         return "signature matches no candidate key"
+
+
+class _NoMatch(Exception):
+    """A well-formed signature that no candidate key made: the same answer every time."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def _scan(query: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:

@@ -92,6 +92,22 @@ def test_serve_without_a_folder_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.stderr.startswith("edge: EDGE_STORAGE: folder ") and done.stderr.count("\n") == 1
 
 
+def test_an_s3_edge_without_credentials_is_a_one_line_error(tmp_path: Path) -> None:
+    nowhere = str(tmp_path / "none")  # no profile files; no instance metadata to ask
+    env = clean_env(
+        EDGE_STORAGE="s3://bucket",
+        EDGE_S3_ENDPOINT_URL="http://127.0.0.1:9",
+        AWS_CONFIG_FILE=nowhere,
+        AWS_SHARED_CREDENTIALS_FILE=nowhere,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    done = subprocess.run(
+        [*EDGE, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("edge: EDGE_STORAGE: an S3 bucket needs AWS credentials")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("EDGE_SIGNING_KEYS", "a:hs256:c2hvcnQ"), ("EDGE_CORS", "maybe"), ("EDGE_STORAGE", "ftp://x")],

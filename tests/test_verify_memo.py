@@ -66,10 +66,32 @@ def test_the_memo_is_bounded_and_can_be_turned_off() -> None:
     assert off._memo == {}
 
 
-def test_failures_are_never_remembered() -> None:
-    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW))
+def test_an_expired_url_is_remembered_as_genuine_and_refused_on_time() -> None:
+    clock = Clock(NOW)
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=clock)
     path, query = split(sign_url(PATH, key=KEYS[0], exp=NOW - 1))
     for _ in range(2):
         with pytest.raises(SignatureExpired):
             verifier.verify(path, query)
-    assert verifier._memo == {}
+    assert verifier._memo == {(path, query): ("main", NOW - 1)}  # genuine: no second HMAC
+    assert verifier._refused == {}
+
+
+def test_signatures_no_key_made_are_remembered_apart_and_bounded() -> None:
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW), memo_size=50)
+    good = split(sign_url(PATH, key=KEYS[0], exp=NOW + 60))
+    assert verifier.verify(*good)
+    for n in range(120):
+        path, query = split(sign_url(f"/i/alice/{n}.png", key=KEYS[0], exp=NOW + 60))
+        at = query.index(b"sig=") + 4  # one character of the signature changed
+        forged = query[:at] + (b"B" if query[at : at + 1] == b"A" else b"A") + query[at + 1 :]
+        for _ in range(2):  # the second answer comes from the memo, and is the same
+            with pytest.raises(SignatureInvalid, match="matches no candidate key"):
+                verifier.verify(path, forged)
+        assert len(verifier._refused) <= 50
+    assert verifier._memo == {good: ("main", NOW + 60)}, "refusals never evict genuine URLs"
+    assert verifier.verify(*good)
+    malformed = (good[0], good[1].replace(b"exp=", b"exp=0"))
+    with pytest.raises(SignatureInvalid, match="canonical decimal"):
+        verifier.verify(*malformed)  # refused for its form, before any HMAC: not remembered
+    assert malformed not in verifier._refused

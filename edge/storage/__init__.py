@@ -30,8 +30,13 @@ def open_storage(settings: Settings) -> Storage:
     """The storage the settings name; a missing folder is a start-up error naming the variable."""
     target = settings.storage
     if target.kind == "s3":
-        from edge.storage.s3 import S3Storage  # aiobotocore loads only when used
+        from edge.storage.s3 import S3Storage, find_credentials  # loaded only when used
 
+        if not find_credentials():
+            raise ConfigError(
+                "EDGE_STORAGE: an S3 bucket needs AWS credentials; none found (set"
+                " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role)"
+            )
         return S3Storage(
             bucket=target.location,
             prefix=target.prefix,

@@ -44,6 +44,14 @@ _OBJECT_SIZE = re.compile(rb"<ActualObjectSize>(\d{1,20})</ActualObjectSize>")
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
+def find_credentials() -> bool:
+    """Whether the AWS chain holds credentials; checked before the server starts, so a
+    missing one is a one-line error. (Temporary ones are only located, not fetched.)"""
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is not None
+
+
 class S3Storage(Storage):
     kind = "s3"
 
@@ -82,11 +90,8 @@ class S3Storage(Storage):
         region = self._region or session.get_config_variable("region") or "us-east-1"
         self._signer = Signer(region=region)
         self._source = await session.get_credentials()
-        if self._source is None:
-            raise ConfigError(
-                "EDGE_STORAGE is an S3 bucket but no AWS credentials were found: set"
-                " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role"
-            )
+        if self._source is None:  # find_credentials() said there were some
+            raise ConfigError("EDGE_STORAGE: the AWS credentials are gone")
         await self._fresh_credentials()
         if self._endpoint_url:  # MinIO, Ceph, moto: path-style, rarely wildcard DNS
             parts = urlsplit(self._endpoint_url)
