@@ -16,7 +16,15 @@ from collections.abc import Callable
 from starlette.types import Receive, Scope, Send
 
 from edge.cache import Entry, HotCache
-from edge.errors import EdgeError, MethodNotAllowed, NotFound, StorageError, StorageTimeout
+from edge.errors import (
+    EdgeError,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    RangeNotSatisfiable,
+    StorageError,
+    StorageTimeout,
+)
 from edge.http import effective_type, parse_range
 from edge.limits import ReadSlots
 from edge.observe import Exchange, Metrics
@@ -70,6 +78,8 @@ class ImageHandler:
             else None
         )
         self._paths: dict[bytes, str] = {}  # raw path -> validated path (see _validate)
+        self._private_cache: dict[int, Header] = {}  # seconds left -> Cache-Control
+        self._answers: dict[type[Exception], tuple[int, list[Header], bytes, str]] = {}
         # Headers every image response carries, computed once.
         self._common: tuple[Header, ...] = (ACCEPT_RANGES, NOSNIFF) + (
             (CORS_ANY,) if settings.cors else ()
@@ -97,10 +107,13 @@ class ImageHandler:
                 key = ("public/" if grant is None else "private/") + path[3:]
                 entry = self.cache.get(key)
                 if entry is not None and entry.headers is not None and entry.stat is not None:
-                    private = grant is not None
                     exchange.cache, exchange.status = "hit", 200
-                    exchange.outcome = "private" if private else "public"
-                    headers = [self.cache_control(private=private, grant=grant), *entry.headers]
+                    if grant is None:
+                        exchange.outcome, control = "public", self._public_cache
+                    else:
+                        exchange.outcome = "private"
+                        control = self._private_cache_control(grant[1])
+                    headers = [control, *entry.headers]
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                     await send({"type": "http.response.body", "body": entry.data})
                     exchange.sent = len(entry.data)
@@ -266,9 +279,26 @@ class ImageHandler:
     def cache_control(self, *, private: bool, grant: Grant | None) -> Header:
         """Public: the configured max-age. Private: never past exp, nor past the cap."""
         if private and grant is not None:
-            left = max(0, min(grant[1] - int(self.clock()), self.private_max_age))
-            return (b"cache-control", f"private, max-age={left}".encode())
+            return self._private_cache_control(grant[1])
         return self._public_cache
+
+    def _private_cache_control(self, expires: int) -> Header:
+        """``private, max-age=`` the seconds left before ``expires``, capped; each value's
+        header is built once and kept."""
+        left = expires - int(self.clock())
+        if left > self.private_max_age:
+            left = self.private_max_age
+        elif left < 0:
+            left = 0
+        header = self._private_cache.get(left)
+        if header is None:
+            if len(self._private_cache) >= 4096:  # a max age above an hour: keep it bounded
+                self._private_cache.clear()
+            header = self._private_cache[left] = (
+                b"cache-control",
+                b"private, max-age=%d" % left,
+            )
+        return header
 
     def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:
         stat = reply.stat
@@ -316,20 +346,32 @@ class ImageHandler:
     async def _fail(
         self, send: Send, error: Exception, head: bool, path: str, exchange: Exchange
     ) -> None:
-        if not isinstance(error, EdgeError):  # a bug: logged with its traceback, answered without
-            log.error("unexpected error serving %s", path[:200], exc_info=error)
-            error = EdgeError("unexpected error")
-        exchange.status = error.status
-        exchange.outcome = "error" if type(error) is EdgeError else error.code.lower()
-        exchange.sent = await self.send_error(send, error, head=head)
-
-    async def send_error(self, send: Send, error: EdgeError, *, head: bool = False) -> int:
-        """Answer with an error; return the body bytes sent."""
-        status, headers, body = error_response(error, cors=self.cors)
-        body = b"" if head else body
+        answer = self._answers.get(type(error))
+        if answer is None:
+            if not isinstance(error, EdgeError):
+                # A bug: logged with its traceback, answered without it.
+                log.error("unexpected error serving %s", path[:200], exc_info=error)
+                error = EdgeError("unexpected error")
+            answer = self._error_answer(error)
+        status, headers, body, exchange.outcome = answer
+        exchange.status = status
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return len(body)
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        exchange.sent = 0 if head else len(body)
+
+    def _error_answer(self, error: EdgeError) -> tuple[int, list[Header], bytes, str]:
+        """Status, headers, body and outcome of an error; kept per kind when they depend on
+        the kind alone (rejections are frequent, and each kind's answer never changes)."""
+        status, headers, body = error_response(error, cors=self.cors)
+        answer = (
+            status,
+            headers,
+            body,
+            "error" if type(error) is EdgeError else error.code.lower(),
+        )
+        if not isinstance(error, RangeNotSatisfiable | Overloaded):
+            self._answers[type(error)] = answer
+        return answer
 
 
 def _from_entry(entry: Entry, conditions: Conditions, head: bool) -> Reply:
@@ -349,8 +391,16 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+_SHAPING = frozenset((b"range", b"if-none-match", b"if-modified-since", b"if-range"))
+
+
 def _conditions(headers: list[tuple[bytes, bytes]]) -> Conditions:
     """The headers that shape a read, in one pass over the request's headers."""
+    for name, _ in headers:
+        if name in _SHAPING:
+            break
+    else:
+        return NO_CONDITIONS  # most requests: no object to build
     ranges: list[bytes] = []
     if_range = if_none_match = if_modified_since = None
     for name, value in headers:
@@ -363,7 +413,5 @@ def _conditions(headers: list[tuple[bytes, bytes]]) -> Conditions:
             if_modified_since = value.decode("latin-1")
         elif name == b"if-range":
             if_range = value.decode("latin-1")
-    if not ranges and if_range is None and if_none_match is None and if_modified_since is None:
-        return NO_CONDITIONS  # most requests: no object to build
     spec = parse_range(ranges[0].decode("latin-1")) if len(ranges) == 1 else None
     return Conditions(spec, if_range, if_none_match, if_modified_since)

@@ -31,13 +31,16 @@ MAX_LOGGED_TARGET = 2048
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+_clock = time.perf_counter
+
+
 class Exchange:
     """One request's facts, filled in by whoever answers it."""
 
     __slots__ = ("cache", "outcome", "sent", "started", "status")
 
     def __init__(self) -> None:
-        self.started = time.perf_counter()
+        self.started = _clock()
         self.status = 0
         self.sent = 0
         self.outcome = "other"
@@ -47,32 +50,24 @@ class Exchange:
 class RequestStats:
     """Per-request counters as plain numbers, exported by :class:`StatsCollector` at scrape.
 
-    The event loop is one thread, so the hot path needs no locks: a request
-    costs a few dict and list updates instead of seven locked Prometheus calls.
+    The event loop is one thread, so the hot path needs no locks, and one row per kind
+    of answer (outcome, status, cache) takes one dict lookup and three list updates:
+    the scrape adds rows up into requests, latency histograms, bytes and cache counts.
     """
 
     def __init__(self, buckets: tuple[float, ...] = _LATENCY_BUCKETS) -> None:
         self.buckets = buckets
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency: dict[str, list[float]] = {}  # per outcome: bucket counts..., count, sum
-        self.bytes_sent = 0
+        #: (outcome, status, cache) -> latency bucket counts (+Inf last), seconds, bytes.
+        self.rows: dict[tuple[str, int, str], list[float]] = {}
         self.in_flight = 0
-        self.cache_hits = 0
-        self.cache_misses = 0
 
     def record(self, outcome: str, status: int, sent: int, seconds: float, cache: str) -> None:
-        key = (outcome, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        counts = self.latency.get(outcome)
-        if counts is None:
-            counts = self.latency[outcome] = [0.0] * (len(self.buckets) + 2)
-        counts[bisect_left(self.buckets, seconds)] += 1  # the +Inf bucket is the last but one
-        counts[-1] += seconds
-        self.bytes_sent += sent
-        if cache == "hit" or cache == "shared":
-            self.cache_hits += 1
-        elif cache == "miss":
-            self.cache_misses += 1
+        row = self.rows.get((outcome, status, cache))
+        if row is None:
+            row = self.rows[outcome, status, cache] = [0.0] * (len(self.buckets) + 3)
+        row[bisect_left(self.buckets, seconds)] += 1
+        row[-2] += seconds
+        row[-1] += sent
 
 
 class StatsCollector(Collector):
@@ -84,40 +79,53 @@ class StatsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats
-        requests = CounterMetricFamily(
+        width = len(stats.buckets) + 1
+        requests: dict[tuple[str, int], float] = {}
+        latency: dict[str, list[float]] = {}  # bucket counts..., sum
+        sent = hits = misses = 0.0
+        for (outcome, status, cache), row in list(stats.rows.items()):
+            count = sum(row[:width])
+            requests[outcome, status] = requests.get((outcome, status), 0) + count
+            total = latency.setdefault(outcome, [0.0] * (width + 1))
+            for index, value in enumerate(row[: width + 1]):
+                total[index] += value
+            sent += row[-1]
+            if cache in ("hit", "shared"):
+                hits += count
+            elif cache == "miss":
+                misses += count
+        family = CounterMetricFamily(
             "edge_requests",
             "Requests answered, by outcome and status",
             labels=["outcome", "status"],
         )
-        for (outcome, status), count in list(stats.requests.items()):
-            requests.add_metric([outcome, str(status)], count)
-        yield requests
-        latency = HistogramMetricFamily(
+        for (outcome, status), count in requests.items():
+            family.add_metric([outcome, str(status)], count)
+        yield family
+        histogram = HistogramMetricFamily(
             "edge_request_duration_seconds",
             "Time to answer, last byte included",
             labels=["outcome"],
         )
-        for outcome, counts in list(stats.latency.items()):
+        for outcome, counts in latency.items():
             cumulative: list[tuple[str, float]] = []
             running = 0.0
             for bound, in_bucket in zip((*stats.buckets, math.inf), counts, strict=False):
                 running += in_bucket
                 cumulative.append(("+Inf" if bound == math.inf else str(float(bound)), running))
-            latency.add_metric([outcome], cumulative, counts[-1])
-        yield latency
+            histogram.add_metric([outcome], cumulative, counts[-1])
+        yield histogram
         yield CounterMetricFamily(
-            "edge_response_body_bytes", "Body bytes sent to clients", value=stats.bytes_sent
+            "edge_response_body_bytes", "Body bytes sent to clients", value=sent
         )
         yield GaugeMetricFamily(
             "edge_requests_in_flight", "Requests being answered now", value=stats.in_flight
         )
         yield CounterMetricFamily(
-            "edge_cache_hits", "Requests answered from the hot-object cache", value=stats.cache_hits
+            "edge_cache_hits", "Requests answered from the hot-object cache", value=hits
         )
         yield CounterMetricFamily(
-            "edge_cache_misses",
-            "Requests the hot-object cache could not answer",
-            value=stats.cache_misses,
+            "edge_cache_misses", "Requests the hot-object cache could not answer", value=misses
         )
         if self.cache is not None:
             yield GaugeMetricFamily(
@@ -295,7 +303,7 @@ class Observer:
         return Exchange()
 
     def finish(self, scope: Scope, exchange: Exchange) -> None:
-        seconds = time.perf_counter() - exchange.started
+        seconds = _clock() - exchange.started
         stats = self.stats
         if stats is not None:
             stats.in_flight -= 1
