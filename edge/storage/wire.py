@@ -31,7 +31,7 @@ class Closed(StorageError):
     """The connection ended before the answer did."""
 
 
-class Exchange(asyncio.Protocol):
+class Connection(asyncio.Protocol):
     """One connection, carrying one request and response at a time."""
 
     def __init__(self, pool: Pool) -> None:
@@ -154,17 +154,17 @@ class Response:
     """A storage answer's status and headers; the body is read with :meth:`read`, and
     :meth:`release` (always) hands the connection back, or closes it if unread."""
 
-    __slots__ = ("_exchange", "_pool", "headers", "status")
+    __slots__ = ("_connection", "_pool", "headers", "status")
 
-    def __init__(self, pool: Pool, exchange: Exchange) -> None:
-        self._pool, self._exchange = pool, exchange
-        self.status, self.headers = exchange.status, exchange.headers
+    def __init__(self, pool: Pool, connection: Connection) -> None:
+        self._pool, self._connection = pool, connection
+        self.status, self.headers = connection.status, connection.headers
 
     async def read(self) -> bytes:
-        exchange = self._exchange
-        if exchange is None:
+        connection = self._connection
+        if connection is None:
             return b""
-        return await exchange.read(self._pool.read_timeout)
+        return await connection.read(self._pool.read_timeout)
 
     async def read_all(self, limit: int) -> bytes:
         """A short body (an error document), at most ``limit`` bytes kept."""
@@ -174,9 +174,9 @@ class Response:
         return data
 
     def release(self) -> None:
-        exchange, self._exchange = self._exchange, None  # type: ignore[assignment]
-        if exchange is not None:
-            self._pool.release(exchange)
+        connection, self._connection = self._connection, None  # type: ignore[assignment]
+        if connection is not None:
+            self._pool.release(connection)
 
 
 class Pool:
@@ -196,8 +196,8 @@ class Pool:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(limit)
-        self._idle: list[Exchange] = []
-        self._open: set[Exchange] = set()
+        self._idle: list[Connection] = []
+        self._open: set[Connection] = set()
 
     async def request(self, request: bytes, *, head_only: bool = False) -> Response:
         """Send ``request`` and wait for the answer's headers. A kept-alive connection the
@@ -209,40 +209,40 @@ class Pool:
             await slots.acquire()
         try:
             while True:
-                exchange = self._reuse()
-                reused = exchange is not None
-                if exchange is None:
-                    exchange = await self._connect()
+                connection = self._reuse()
+                reused = connection is not None
+                if connection is None:
+                    connection = await self._connect()
                 try:
-                    await wait(exchange.send(request, head_only=head_only), self.read_timeout)
+                    await wait(connection.send(request, head_only=head_only), self.read_timeout)
                 except Closed:
-                    self._discard(exchange)
-                    if reused and not exchange.received:
+                    self._discard(connection)
+                    if reused and not connection.received:
                         continue
                     raise
                 except BaseException:
-                    self._discard(exchange)
+                    self._discard(connection)
                     raise
-                return Response(self, exchange)
+                return Response(self, connection)
         except BaseException:
             slots.release()
             raise
 
-    def release(self, exchange: Exchange) -> None:
-        if exchange.complete and exchange.keep_alive and exchange.usable:
-            exchange.idle_since = time.monotonic()
-            self._idle.append(exchange)
+    def release(self, connection: Connection) -> None:
+        if connection.complete and connection.keep_alive and connection.usable:
+            connection.idle_since = time.monotonic()
+            self._idle.append(connection)
         else:
-            self._discard(exchange)
+            self._discard(connection)
         self._slots.release()
 
     async def aclose(self) -> None:
-        for exchange in list(self._open):
-            exchange.close()
+        for connection in list(self._open):
+            connection.close()
         self._idle.clear()
         self._open.clear()
 
-    def _reuse(self) -> Exchange | None:
+    def _reuse(self) -> Connection | None:
         idle = self._idle
         if not idle:
             return None
@@ -250,19 +250,19 @@ class Pool:
         while idle and idle[0].idle_since < stale:
             self._discard(idle.pop(0))
         while idle:
-            exchange = idle.pop()
-            if exchange.usable:
-                return exchange
-            self._discard(exchange)
+            connection = idle.pop()
+            if connection.usable:
+                return connection
+            self._discard(connection)
         return None
 
-    async def _connect(self) -> Exchange:
-        exchange = Exchange(self)
+    async def _connect(self) -> Connection:
+        connection = Connection(self)
         try:
             await wait(
                 asyncio.ensure_future(
                     self.loop.create_connection(
-                        lambda: exchange,
+                        lambda: connection,
                         self.host,
                         self.port,
                         ssl=self.tls,
@@ -275,12 +275,12 @@ class Pool:
             raise
         except OSError as error:
             raise StorageError(f"cannot connect to storage: {type(error).__name__}") from None
-        self._open.add(exchange)
-        return exchange
+        self._open.add(connection)
+        return connection
 
-    def _discard(self, exchange: Exchange) -> None:
-        self._open.discard(exchange)
-        exchange.close()
+    def _discard(self, connection: Connection) -> None:
+        self._open.discard(connection)
+        connection.close()
 
 
 async def wait(future: asyncio.Future[Any], timeout: float) -> None:
