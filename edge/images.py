@@ -262,19 +262,22 @@ class ImageHandler:
         return _from_entry(entry, conditions, head)
 
     async def _timed_read(self, key: str, conditions: Conditions, head: bool) -> Reply:
-        if self.metrics is None:
-            return await self.storage.read(key, conditions, head=head)
+        """A storage read, timed; a failure is counted and logged with what storage said
+        (the client only gets the error's code)."""
         started = time.perf_counter()
         try:
             return await self.storage.read(key, conditions, head=head)
         except (StorageError, StorageTimeout) as error:
-            self.metrics.storage_errors.labels(self.storage.kind, error.code).inc()
+            log.warning("storage read of %s failed: %s", key[:300], error.reason)
+            if self.metrics is not None:
+                self.metrics.storage_errors.labels(self.storage.kind, error.code).inc()
             raise
         finally:
-            operation = "head" if head else "get"
-            self.metrics.storage_latency.labels(self.storage.kind, operation).observe(
-                time.perf_counter() - started
-            )
+            if self.metrics is not None:
+                operation = "head" if head else "get"
+                self.metrics.storage_latency.labels(self.storage.kind, operation).observe(
+                    time.perf_counter() - started
+                )
 
     def cache_control(self, *, private: bool, grant: Grant | None) -> Header:
         """Public: the configured max-age. Private: never past exp, nor past the cap."""

@@ -180,13 +180,21 @@ def test_a_verifying_s3_accepts_temporary_credentials(
 
 
 @S3_ONLY
-def test_a_wrong_secret_is_a_storage_error_not_a_leak(
-    world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def test_a_wrong_secret_is_a_storage_error_logged_without_a_leak(
+    world: World,
+    verifying_moto: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = world.put("public", "alice", "w.png", b"x")
     verify_signatures(monkeypatch)
+    wrong = "not-" + verifying_moto["user_secret"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["user_key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-" + verifying_moto["user_secret"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
     response = httpx.get(world.serve() + path, timeout=10)
     assert_error(response, 502, "STORAGE_ERROR")
-    assert verifying_moto["user_secret"] not in response.text
+    assert "SignatureDoesNotMatch" not in response.text, "the reason is for the operator"
+    said = [r.getMessage() for r in caplog.records if r.name == "edge"]
+    assert any("403 SignatureDoesNotMatch" in line and "w.png" in line for line in said), said
+    for text in (response.text, caplog.text):
+        assert wrong not in text and verifying_moto["user_secret"] not in text
