@@ -144,9 +144,16 @@ def verifying_moto(world: World) -> dict[str, str]:
     }
 
 
-def verify_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From now until the test ends, moto authenticates every request (and checks IAM)."""
+def verify_signatures(
+    monkeypatch: pytest.MonkeyPatch, key: str, secret: str, token: str | None = None
+) -> None:
+    """From now until the test ends, moto authenticates every request (and checks IAM),
+    and an edge started afterwards signs with these credentials."""
     monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    if token is not None:
+        monkeypatch.setenv("AWS_SESSION_TOKEN", token)
 
 
 @S3_ONLY
@@ -154,9 +161,7 @@ def test_a_verifying_s3_accepts_edges_signatures(
     world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = world.put("public", "alice", "a b+ü(1).png", b"signed bytes")
-    verify_signatures(monkeypatch)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["user_key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", verifying_moto["user_secret"])
+    verify_signatures(monkeypatch, verifying_moto["user_key"], verifying_moto["user_secret"])
     base = world.serve()
     response = httpx.get(base + path.replace(" ", "%20"), timeout=10)
     assert response.status_code == 200 and response.content == b"signed bytes"
@@ -171,10 +176,12 @@ def test_a_verifying_s3_accepts_temporary_credentials(
     world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = world.put("public", "alice", "t.png", b"temporary")
-    verify_signatures(monkeypatch)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["role_key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", verifying_moto["role_secret"])
-    monkeypatch.setenv("AWS_SESSION_TOKEN", verifying_moto["role_token"])
+    verify_signatures(
+        monkeypatch,
+        verifying_moto["role_key"],
+        verifying_moto["role_secret"],
+        verifying_moto["role_token"],
+    )
     response = httpx.get(world.serve() + path, timeout=10)
     assert response.status_code == 200 and response.content == b"temporary"
 
@@ -187,10 +194,8 @@ def test_a_wrong_secret_is_a_storage_error_logged_without_a_leak(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = world.put("public", "alice", "w.png", b"x")
-    verify_signatures(monkeypatch)
     wrong = "not-" + verifying_moto["user_secret"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", verifying_moto["user_key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    verify_signatures(monkeypatch, verifying_moto["user_key"], wrong)
     response = httpx.get(world.serve() + path, timeout=10)
     assert_error(response, 502, "STORAGE_ERROR")
     assert "SignatureDoesNotMatch" not in response.text, "the reason is for the operator"
