@@ -46,6 +46,7 @@ from edge.storage.base import NO_CONDITIONS, decide, read_whole
 log = logging.getLogger("edge")
 #: Validated paths remembered per process; the memo is emptied when full.
 PATH_MEMO_SIZE = 4096
+PATH_MEMO_KEY_BYTES = 1024
 
 
 class ImageHandler:
@@ -142,9 +143,10 @@ class ImageHandler:
         """Decode and check a raw path (raising if it breaks the rules), kept for the next
         request of it: paths repeat, and the rules cost as much as the rest of a hit."""
         path = request_path(raw)
-        if len(self._paths) >= PATH_MEMO_SIZE:
-            self._paths.clear()
-        self._paths[raw] = path
+        if len(raw) <= PATH_MEMO_KEY_BYTES:  # bounded in bytes too, not only in entries
+            if len(self._paths) >= PATH_MEMO_SIZE:
+                self._paths.clear()
+            self._paths[raw] = path
         return path
 
     async def _serve(

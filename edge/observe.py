@@ -254,14 +254,14 @@ class AccessLog:
 
     def _escape_target(self, where: tuple[bytes, bytes]) -> bytes:
         """The path and redacted query as a JSON string, kept for the next request."""
-        if len(self._targets) >= _MEMO_SIZE:
-            self._targets.clear()
         path, query = where
         if query:
             path = path[:MAX_LOGGED_TARGET] + b"?" + redact(query)
-        target = self._targets[where] = orjson.dumps(
-            path[: 2 * MAX_LOGGED_TARGET].decode("latin-1")
-        )
+        target = orjson.dumps(path[: 2 * MAX_LOGGED_TARGET].decode("latin-1"))
+        if len(where[0]) + len(query) <= _MEMO_KEY_BYTES:  # long ones would hog the memo
+            if len(self._targets) >= _MEMO_SIZE:
+                self._targets.clear()
+            self._targets[where] = target
         return target
 
     def _escape(self, key: tuple[str, str, str, int, str, str]) -> tuple[bytes, bytes]:
@@ -280,6 +280,7 @@ class AccessLog:
 
 _LINE = b'%s"path":%s,"bytes":%d,"duration_ms":%.3f,%s'
 _MEMO_SIZE = 4096
+_MEMO_KEY_BYTES = 1024  # (path, query) keys longer than this are not remembered
 
 
 def _write(fd: int, data: bytes) -> None:

@@ -48,6 +48,12 @@ def sign_url(path: str, *, key: Key, exp: int, include_kid: bool = False) -> str
     return f"{url}&kid={key.kid}" if include_kid else url
 
 
+#: Queries longer than this are checked every time, never remembered: a signed query is
+#: about 100 bytes, and anyone may append parameters (or forge a signature) to make
+#: one as long as the server accepts, which would make the memos hold megabytes each.
+MEMO_QUERY_BYTES = 512
+
+
 class Verifier:
     """Judges the signature parameters of a request for an already validated path."""
 
@@ -94,15 +100,17 @@ class Verifier:
         try:
             grant = self._check(path, query)
         except _NoMatch as error:
-            if self.memo_size:
+            if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
                 if len(self._refused) >= self.memo_size:
                     self._refused.clear()
                 self._refused[path, query] = error.reason
             raise SignatureInvalid(error.reason) from None
         if grant is None:
             return None
-        if self.memo_size:  # remembered before time is judged: an expired URL asked again
-            if len(self._memo) >= self.memo_size:  # is refused without another HMAC
+        # Remembered before time is judged: an expired URL asked again is refused without
+        # another HMAC.
+        if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
+            if len(self._memo) >= self.memo_size:
                 self._memo.clear()
             self._memo[path, query] = grant
         self._judge_time(grant[0], grant[1])

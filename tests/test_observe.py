@@ -332,3 +332,7 @@ def test_remembered_targets_stay_per_query_and_bounded(monkeypatch: pytest.Monke
             assert path_of(raw, b"sig=s%d&exp=1" % number) == raw.decode() + "?sig=[redacted]&exp=1"
             assert path_of(raw, b"exp=2&sig=t") == raw.decode() + "?exp=2&sig=[redacted]", round_
     assert len(log._targets) <= 3
+    log._targets.clear()
+    long_query = b"sig=s&pad=" + b"x" * 2000
+    assert path_of(b"/i/a/long.png", long_query).endswith("sig=[redacted]&pad=" + "x" * 2000)
+    assert log._targets == {}, "a long (path, query) is escaped each time, never kept"

@@ -1,14 +1,20 @@
-"""The memo of verified URLs: it skips the HMAC for the exact URL seen before, and nothing
-else; time is judged on every request as if the memo were not there."""
+"""The memos of the hot path: verified (and refused) URLs skip the HMAC for the exact URL seen
+before, and nothing else, with time judged on every request as if the memo were not there;
+validated paths; all bounded in entries and in bytes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.errors import SignatureExpired, SignatureInvalid
-from edge.signing import Verifier, sign_url
+from edge.errors import BadRequest, SignatureExpired, SignatureInvalid
+from edge.images import ImageHandler
+from edge.settings import Settings
+from edge.signing import MEMO_QUERY_BYTES, Verifier, sign_url
+from edge.storage import FileStorage
 from tests.test_signing_properties import KEYS, NOW, VERIFYING
 
 PATH = "/i/alice/photo.png"
@@ -95,3 +101,39 @@ def test_signatures_no_key_made_are_remembered_apart_and_bounded() -> None:
     with pytest.raises(SignatureInvalid, match="canonical decimal"):
         verifier.verify(*malformed)  # refused for its form, before any HMAC: not remembered
     assert malformed not in verifier._refused
+
+
+def test_long_queries_are_judged_every_time_never_remembered() -> None:
+    """Anyone can pad a query (other parameters are ignored) or forge a long one: the memos
+    must not hold such keys, or a few thousand requests would pin hundreds of MiB."""
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW))
+    path, query = split(sign_url(PATH, key=KEYS[0], exp=NOW + 60))
+    padded = query + b"&pad=" + b"x" * MEMO_QUERY_BYTES
+    assert verifier.verify(path, padded) == ("main", NOW + 60)  # still genuine
+    at = padded.index(b"sig=") + 4
+    forged = padded[:at] + (b"B" if padded[at : at + 1] == b"A" else b"A") + padded[at + 1 :]
+    with pytest.raises(SignatureInvalid):
+        verifier.verify(path, forged)
+    assert verifier._memo == {} and verifier._refused == {}
+    assert verifier.verify(path, query)  # a plain one still is remembered
+    assert list(verifier._memo) == [(path, query)]
+
+
+def test_the_handlers_path_memo_is_bounded_and_keeps_no_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edge.images.PATH_MEMO_SIZE", 10)
+    handler = ImageHandler(
+        settings=Settings.from_env({"EDGE_STORAGE": str(tmp_path)}),
+        verifier=Verifier(VERIFYING, max_ttl=0),
+        storage=FileStorage(tmp_path),
+    )
+    for n in range(25):
+        assert handler._validate(b"/i/alice/%d.png" % n) == f"/i/alice/{n}.png"
+        assert len(handler._paths) <= 10
+    handler._paths.clear()
+    escaped = b"/i/alice/" + b"%61" * 200 + b"/" + b"%62" * 200  # 1,210 bytes raw, 410 decoded
+    assert handler._validate(escaped) == "/i/alice/" + "a" * 200 + "/" + "b" * 200
+    with pytest.raises(BadRequest):
+        handler._validate(b"/i/alice/../x.png")
+    assert handler._paths == {}, "neither a long raw path nor a refused one is kept"
