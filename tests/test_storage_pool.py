@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edge.storage.wire import HIGH_WATER, Pool
 from tests.conftest import World
 from tests.faults import fault_proxy
 from tests.test_serving import assert_error
@@ -212,3 +213,36 @@ def test_storage_over_tls_verifies_the_certificate(
         response = httpx.get(trusted + path, timeout=10)
         assert response.status_code == 200 and response.content == b"over tls"
         assert [line.split()[0] for line, _ in proxy.seen] == ["GET"]
+
+
+def test_a_slow_reader_pauses_the_storage_connection() -> None:
+    """Bytes a client has not taken stay in storage's socket, not in edge's memory: the
+    connection stops reading at HIGH_WATER and resumes as the body drains."""
+    size = 8 * 1024 * 1024
+
+    async def answer(connection: int, request: int, head: bytes) -> bytes | None:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"z" * size
+
+    async def slowly(port: int) -> tuple[int, int]:
+        pool = Pool(
+            host="127.0.0.1",
+            port=port,
+            tls=None,
+            limit=1,
+            connect_timeout=5,
+            read_timeout=5,
+        )
+        response = await pool.request(b"GET /b/k HTTP/1.1\r\nhost: x\r\n\r\n")
+        await asyncio.sleep(0.5)  # a client that takes nothing for a while
+        held = response._connection._buffered
+        received = 0
+        while chunk := await response.read():
+            received += len(chunk)
+        response.release()
+        await pool.aclose()
+        return held, received
+
+    with tiny_store(answer) as (port, _):
+        held, received = asyncio.run(slowly(port))
+    assert received == size
+    assert HIGH_WATER <= held < HIGH_WATER + 512 * 1024, held
