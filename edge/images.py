@@ -27,6 +27,7 @@ from edge.errors import (
 )
 from edge.http import effective_type, parse_range
 from edge.limits import ReadSlots
+from edge.memo import MEMO_SIZE, remember
 from edge.observe import Exchange, Metrics
 from edge.paths import request_path
 from edge.responses import (
@@ -45,7 +46,7 @@ from edge.storage.base import NO_CONDITIONS, decide, read_whole
 
 log = logging.getLogger("edge")
 #: Validated paths remembered per process; the memo is emptied when full.
-PATH_MEMO_SIZE = 4096
+PATH_MEMO_SIZE = MEMO_SIZE
 PATH_MEMO_KEY_BYTES = 1024
 
 
@@ -144,9 +145,7 @@ class ImageHandler:
         request of it: paths repeat, and the rules cost as much as the rest of a hit."""
         path = request_path(raw)
         if len(raw) <= PATH_MEMO_KEY_BYTES:  # bounded in bytes too, not only in entries
-            if len(self._paths) >= PATH_MEMO_SIZE:
-                self._paths.clear()
-            self._paths[raw] = path
+            remember(self._paths, raw, path, PATH_MEMO_SIZE)
         return path
 
     async def _serve(
@@ -296,13 +295,9 @@ class ImageHandler:
         elif left < 0:
             left = 0
         header = self._private_cache.get(left)
-        if header is None:
-            if len(self._private_cache) >= 4096:  # a max age above an hour: keep it bounded
-                self._private_cache.clear()
-            header = self._private_cache[left] = (
-                b"cache-control",
-                b"private, max-age=%d" % left,
-            )
+        if header is None:  # bounded too, for a max age above an hour
+            header = (b"cache-control", b"private, max-age=%d" % left)
+            remember(self._private_cache, left, header, MEMO_SIZE)
         return header
 
     def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from starlette.types import Scope
 
 from edge.cache import HotCache
+from edge.memo import MEMO_SIZE, remember
 from edge.proxies import ProxyPolicy
 
 REDACTED = b"[redacted]"
@@ -259,27 +260,23 @@ class AccessLog:
             path = path[:MAX_LOGGED_TARGET] + b"?" + redact(query)
         target = orjson.dumps(path[: 2 * MAX_LOGGED_TARGET].decode("latin-1"))
         if len(where[0]) + len(query) <= _MEMO_KEY_BYTES:  # long ones would hog the memo
-            if len(self._targets) >= _MEMO_SIZE:
-                self._targets.clear()
-            self._targets[where] = target
+            remember(self._targets, where, target, _MEMO_SIZE)
         return target
 
     def _escape(self, key: tuple[str, str, str, int, str, str]) -> tuple[bytes, bytes]:
         """The fragments before and after the path, for one kind of row, kept for the next."""
-        if len(self._fragments) >= _MEMO_SIZE:
-            self._fragments.clear()
         client, scheme, method, status, outcome, cache = key
-        around = self._fragments[key] = (
+        around = (
             b'"client":%s,"scheme":%s,"method":%s,'
             % (orjson.dumps(client), orjson.dumps(scheme), orjson.dumps(method)),
             b'"status":%d,"outcome":"%s","cache":"%s"}\n'
             % (status, outcome.encode(), cache.encode()),
         )
-        return around
+        return remember(self._fragments, key, around, _MEMO_SIZE)
 
 
 _LINE = b'%s"path":%s,"bytes":%d,"duration_ms":%.3f,%s'
-_MEMO_SIZE = 4096
+_MEMO_SIZE = MEMO_SIZE
 _MEMO_KEY_BYTES = 1024  # (path, query) keys longer than this are not remembered
 
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 from edge.errors import BadRequest, EdgeError, SignatureExpired, SignatureInvalid
 from edge.keys import Key, Keyring, b64url_encode
+from edge.memo import remember
 from edge.paths import quote_path, request_path, validate_path
 
 MAX_EXP_DIGITS = 12
@@ -101,18 +102,14 @@ class Verifier:
             grant = self._check(path, query)
         except _NoMatch as error:
             if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
-                if len(self._refused) >= self.memo_size:
-                    self._refused.clear()
-                self._refused[path, query] = error.reason
+                remember(self._refused, (path, query), error.reason, self.memo_size)
             raise SignatureInvalid(error.reason) from None
         if grant is None:
             return None
         # Remembered before time is judged: an expired URL asked again is refused without
         # another HMAC.
         if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
-            if len(self._memo) >= self.memo_size:
-                self._memo.clear()
-            self._memo[path, query] = grant
+            remember(self._memo, (path, query), grant, self.memo_size)
         self._judge_time(grant[0], grant[1])
         return grant
 
