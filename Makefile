@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DEPS := tests/browser/node_modules/.package-lock.json
 
-.PHONY: install demo test lint bench bench-instructions reliability clean
+.PHONY: install demo test lint bench bench-log bench-instructions reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.micro_verify
 	$(BIN)/python -m bench.load
+
+# The access log's wall-clock cost on a cached hit: log off / on edges in alternating pairs.
+bench-log: $(STAMP)
+	$(BIN)/python -m bench.log_cost
 
 # Instructions per request under callgrind (valgrind): deterministic, several minutes.
 bench-instructions: $(STAMP)

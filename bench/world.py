@@ -57,13 +57,18 @@ class World:
         return env
 
     def start(
-        self, argv: list[str], *, env: dict[str, str] | None = None, core: int | None = None
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        core: int | None = None,
+        stdout: int = subprocess.DEVNULL,
     ) -> subprocess.Popen[bytes]:
         if core is not None and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
             argv = ["taskset", "-c", str(core), *argv]
         # stderr to a file, never a pipe nobody reads: a chatty server would block on it.
         with (self.root / f"server-{len(self.procs)}.log").open("wb") as log:
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+            proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=log, cwd=ROOT)
         proc.log = log.name  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc

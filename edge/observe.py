@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 
 import orjson
+from orjson import dumps
 from prometheus_client import CollectorRegistry, Counter, Histogram, Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -65,10 +66,17 @@ class RequestStats:
     def record(self, outcome: str, status: int, sent: int, seconds: float, cache: str) -> None:
         row = self.rows.get((outcome, status, cache))
         if row is None:
-            row = self.rows[outcome, status, cache] = [0.0] * (len(self.buckets) + 3)
+            row = self.row(outcome, status, cache)
         row[bisect_left(self.buckets, seconds)] += 1
         row[-2] += seconds
         row[-1] += sent
+
+    def row(self, outcome: str, status: int, cache: str) -> list[float]:
+        """The row of one kind of answer, made on its first request."""
+        row = self.rows.get((outcome, status, cache))
+        if row is None:
+            row = self.rows[outcome, status, cache] = [0.0] * (len(self.buckets) + 3)
+        return row
 
 
 class StatsCollector(Collector):
@@ -168,20 +176,22 @@ class Metrics:
 class AccessLog:
     """JSON lines to a file descriptor, written by a daemon thread.
 
-    The event loop formats a line (a few microseconds: see :meth:`line`) and
-    appends the bytes to a bounded deque: no lock, no wake-up. Every
-    ``interval`` the thread writes what has accumulated in one call, so a slow
-    stdout (a full pipe, a stalled collector) delays the log, never a request;
-    if it stalls long enough to fill ``capacity`` lines, the oldest are dropped
-    and the next write says so on stderr, rather than memory growing without
-    bound. Lines carry the second at which they were written (at most
-    ``interval`` after the response ended, as nginx logs the time a request
+    The event loop appends each line's bytes to a bounded deque: no lock, no
+    wake-up. Every ``interval`` the thread writes what has accumulated in one
+    call, so a slow stdout (a full pipe, a stalled collector) delays the log,
+    never a request; if it stalls long enough to fill ``capacity`` lines, the
+    oldest are dropped and the next write says so on stderr, rather than memory
+    growing without bound. Lines carry the second at which they were written (at
+    most ``interval`` after the response ended, as nginx logs the time a request
     ends), so the clock is read once per batch, not once per request.
 
-    Formatting stays on the event loop on purpose: queueing the request's scope
-    for the thread to format measured 5x dearer in wall-clock CPU than the
-    formatting itself, because thousands of live dicts per batch slow Python's
-    cyclic garbage collector; bytes are not tracked by it.
+    A line is its duration then its text (:meth:`text`, formatted once per kind of
+    request and kept by :class:`Observer`, which builds lines on the event loop).
+    Formatting stays on the loop on purpose: queueing the request's scope for the
+    thread measured 5x dearer in wall-clock CPU than formatting it, because
+    thousands of live dicts per batch slow Python's cyclic garbage collector
+    (bytes are not tracked by it); and rendering queued (duration, text) pairs in
+    the thread, in C calls per batch, cost more in all than the loop saved.
     """
 
     def __init__(
@@ -196,19 +206,31 @@ class AccessLog:
         self.fd = fd
         self.notices = notices
         self.proxies = proxies or ProxyPolicy()
+        self.proxied = bool(self.proxies.trusted)
         self.interval = interval
         self.lines: deque[bytes] = deque(maxlen=capacity)
         self.put = self.lines.append
         self.overflows = 0
-        # Line fragments that repeat (who asked, how it ended), escaped once per kind of
-        # request; only the event loop touches them.
-        self._fragments: dict[tuple[str, str, str, int, str, str], tuple[bytes, bytes]] = {}
-        # The escaped, redacted target per (raw path, query): images are requested again and
-        # again, and a signed URL's redaction and escaping was the dearest part of its line.
-        self._targets: dict[tuple[bytes, bytes], bytes] = {}
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edge-access-log", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def text(facts: Facts) -> bytes:
+        """A line after its duration: JSON with the ``sig`` value redacted. Values a client
+        controls (client, scheme, method, path) are escaped by orjson; the rest are ours."""
+        client, scheme, method, path, query, status, sent, outcome, cache = facts
+        target = path[:MAX_LOGGED_TARGET] + b"?" + redact(query) if query else path
+        return _TEXT % (
+            orjson.dumps(client),
+            orjson.dumps(scheme),
+            orjson.dumps(method),
+            orjson.dumps(target[: 2 * MAX_LOGGED_TARGET].decode("latin-1")),
+            status,
+            sent,
+            outcome.encode(),
+            cache.encode(),
+        )
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued, then stop the thread."""
@@ -232,52 +254,21 @@ class AccessLog:
                 b'{"event":"access_log_overflow","detail":"stdout too slow: lines dropped"}\n',
             )
         take = lines.popleft
-        stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%SZ",', time.gmtime()).encode()
+        stamp = time.strftime(STAMP, time.gmtime()).encode()
         _write(self.fd, stamp + stamp.join([take() for _ in range(count)]))
 
-    def line(self, scope: Scope, exchange: Exchange, seconds: float) -> bytes:
-        """One JSON line without its leading ``{"time":…,``. Values a client controls
-        (client, method, path) are escaped by orjson; the rest are ours."""
-        if self.proxies.trusted:
-            client, scheme = self.proxies.client_and_scheme(scope)
-        else:
-            peer = scope.get("client")
-            client, scheme = (peer[0] if peer else "-"), scope.get("scheme", "http")
-        key = (client, scheme, scope["method"], exchange.status, exchange.outcome, exchange.cache)
-        around = self._fragments.get(key)
-        if around is None:
-            around = self._escape(key)
-        where = (scope.get("raw_path") or scope["path"].encode(), scope["query_string"])
-        target = self._targets.get(where)
-        if target is None:
-            target = self._escape_target(where)
-        return _LINE % (around[0], target, exchange.sent, seconds * 1000, around[1])
 
-    def _escape_target(self, where: tuple[bytes, bytes]) -> bytes:
-        """The path and redacted query as a JSON string, kept for the next request."""
-        path, query = where
-        if query:
-            path = path[:MAX_LOGGED_TARGET] + b"?" + redact(query)
-        target = orjson.dumps(path[: 2 * MAX_LOGGED_TARGET].decode("latin-1"))
-        if len(where[0]) + len(query) <= _MEMO_KEY_BYTES:  # long ones would hog the memo
-            remember(self._targets, where, target, _MEMO_SIZE)
-        return target
-
-    def _escape(self, key: tuple[str, str, str, int, str, str]) -> tuple[bytes, bytes]:
-        """The fragments before and after the path, for one kind of row, kept for the next."""
-        client, scheme, method, status, outcome, cache = key
-        around = (
-            b'"client":%s,"scheme":%s,"method":%s,'
-            % (orjson.dumps(client), orjson.dumps(scheme), orjson.dumps(method)),
-            b'"status":%d,"outcome":"%s","cache":"%s"}\n'
-            % (status, outcome.encode(), cache.encode()),
-        )
-        return remember(self._fragments, key, around, _MEMO_SIZE)
-
-
-_LINE = b'%s"path":%s,"bytes":%d,"duration_ms":%.3f,%s'
+#: What a line says but its time and duration: client, scheme, method, raw path, query,
+#: status, bytes sent, outcome, cache.
+Facts = tuple[str, str, str, bytes, bytes, int, int, str, str]
+#: Each line starts with the batch's second, then its duration: see AccessLog._flush.
+STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
+_TEXT = (
+    b',"client":%s,"scheme":%s,"method":%s,"path":%s,'
+    b'"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"}\n'
+)
 _MEMO_SIZE = MEMO_SIZE
-_MEMO_KEY_BYTES = 1024  # (path, query) keys longer than this are not remembered
+_MEMO_KEY_BYTES = 1024  # requests whose path and query are longer are not remembered
 
 
 def _write(fd: int, data: bytes) -> None:
@@ -291,9 +282,21 @@ def _write(fd: int, data: bytes) -> None:
 
 
 class Observer:
+    """Turns each finished request into a metrics update and an access-log line.
+
+    With the log on, one lookup by the request's facts (:data:`Facts`) finds
+    both its metrics row and its line's text, kept per kind of request: images
+    are asked for again and again by the same clients, and escaping, redacting
+    and formatting a line cost more than the rest of a cached hit's logging. A
+    line then costs a tuple, one dict lookup, one ``orjson.dumps`` of the
+    duration, one concatenation and one append (measured: bench/README.md).
+    """
+
     def __init__(self, *, metrics: Metrics | None, log: AccessLog | None) -> None:
         self.stats = None if metrics is None else metrics.stats
         self.log = log
+        # Facts -> (metrics row or None, line text); event loop only.
+        self.kinds: dict[Facts, tuple[list[float] | None, bytes]] = {}
 
     def start(self) -> Exchange:
         if self.stats is not None:
@@ -303,12 +306,52 @@ class Observer:
     def finish(self, scope: Scope, exchange: Exchange) -> None:
         seconds = _clock() - exchange.started
         stats = self.stats
-        if stats is not None:
-            stats.in_flight -= 1
-            stats.record(exchange.outcome, exchange.status, exchange.sent, seconds, exchange.cache)
         log = self.log
-        if log is not None:
-            log.put(log.line(scope, exchange, seconds))
+        if log is None:
+            if stats is not None:
+                stats.in_flight -= 1
+                stats.record(
+                    exchange.outcome, exchange.status, exchange.sent, seconds, exchange.cache
+                )
+            return
+        if log.proxied:
+            client, scheme = log.proxies.client_and_scheme(scope)
+        else:
+            peer = scope["client"]
+            client, scheme = (peer[0] if peer else "-"), scope.get("scheme", "http")
+        facts = (
+            client,
+            scheme,
+            scope["method"],
+            scope.get("raw_path") or scope["path"].encode(),
+            scope["query_string"],
+            exchange.status,
+            exchange.sent,
+            exchange.outcome,
+            exchange.cache,
+        )
+        kind = self.kinds.get(facts)
+        if kind is None:
+            kind = self._kind(facts)
+        row, text = kind
+        if stats is not None and row is not None:  # as RequestStats.record, inline
+            stats.in_flight -= 1
+            row[bisect_left(stats.buckets, seconds)] += 1
+            row[-2] += seconds
+            row[-1] += exchange.sent
+        # Milliseconds to the microsecond, in orjson's shortest form (0.123, 1.5).
+        log.put(dumps(seconds * 1e6 // 1 / 1000) + text)
+
+    def _kind(self, facts: Facts) -> tuple[list[float] | None, bytes]:
+        """A new kind of request's metrics row and line text, kept unless its path and query
+        are long (free to pad or forge: they would hog the memo)."""
+        assert self.log is not None
+        _, _, _, path, query, status, _, outcome, cache = facts
+        row = None if self.stats is None else self.stats.row(outcome, status, cache)
+        kind = (row, self.log.text(facts))
+        if len(path) + len(query) <= _MEMO_KEY_BYTES:
+            remember(self.kinds, facts, kind, _MEMO_SIZE)
+        return kind
 
 
 # A ``sig`` parameter, however its name is escaped (``%73ig`` is a ``sig``: the spec decodes

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edge.observe import AccessLog, Exchange, redact
+from edge.observe import STAMP, AccessLog, Exchange, Metrics, Observer, redact
 from edge.proxies import ProxyPolicy
 from edge.samples import png
 from tests.conftest import KEYS, World
@@ -65,7 +65,7 @@ def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     assert trusted.client_and_scheme(scope("127.0.0.1", only_proxies))[0] == "10.0.0.1"
 
 
-def _row(number: int) -> tuple[dict[str, Any], Exchange, float]:
+def _row(number: int) -> tuple[dict[str, Any], Exchange]:
 
     exchange = Exchange()
     exchange.status, exchange.sent, exchange.outcome, exchange.cache = 200, 5, "public", "hit"
@@ -77,7 +77,27 @@ def _row(number: int) -> tuple[dict[str, Any], Exchange, float]:
         "path": "",
         "query_string": b"",
     }
-    return scope, exchange, 0.001
+    return scope, exchange
+
+
+def _records(log: AccessLog) -> list[dict[str, Any]]:
+    """The lines queued on ``log``, stamped as its writer would."""
+    stamp = time.strftime(STAMP, time.gmtime()).encode()
+    return [json.loads(stamp + line) for line in log.lines]
+
+
+class Clock:
+    """Stands in for the observer's clock: a request takes what the test says."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 0.0
+        monkeypatch.setattr("edge.observe._clock", lambda: self.now)
+
+    def finish(self, observer: Observer, scope: dict[str, Any], seconds: float) -> Exchange:
+        exchange = Exchange()
+        self.now += seconds
+        observer.finish(scope, exchange)
+        return exchange
 
 
 def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:
@@ -97,10 +117,11 @@ def test_access_log_never_blocks_its_caller() -> None:
     """A stdout nobody reads (a full pipe) stalls the writer thread, never put()."""
     read_end, write_end = os.pipe()
     log = AccessLog(write_end)
+    observer = Observer(metrics=None, log=log)
     rows = [_row(n) for n in range(20_000)]  # about 4 MB of lines: far beyond a pipe's 64 KiB
     started = time.monotonic()
     for row in rows:
-        log.put(log.line(*row))
+        observer.finish(*row)
     assert time.monotonic() - started < 1.0
     received = _drain(read_end, lambda data: data.count(b"\n") >= 20_000)
     log.close()
@@ -117,8 +138,9 @@ def test_a_stalled_stdout_drops_old_lines_instead_of_growing() -> None:
     read_end, write_end = os.pipe()
     notice_read, notice_write = os.pipe()
     log = AccessLog(write_end, capacity=500, notices=notice_write)
+    observer = Observer(metrics=None, log=log)
     for number in range(50_000):  # the pipe fills after a few hundred lines; then the deque does
-        log.put(log.line(*_row(number)))
+        observer.finish(*_row(number))
         assert len(log.lines) <= 500
     received = _drain(read_end, lambda data: b"/i/alice/49999.png" in data)
     notice = _drain(notice_read, lambda data: b"\n" in data)
@@ -196,10 +218,11 @@ def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
     assert KEYS.split(":")[2] not in text, "nor a key"
 
 
-def test_metrics_count_outcomes_storage_and_bytes(world: World) -> None:
+@pytest.mark.parametrize("log", ["off", "json"])  # with the log on, rows come via its memo
+def test_metrics_count_outcomes_storage_and_bytes(world: World, log: str) -> None:
     public = world.put("public", "alice", "photo.png", PNG)
     private = world.put("private", "alice", "secret.png", PNG)
-    base = world.serve()
+    base = world.serve(EDGE_ACCESS_LOG=log)
     httpx.get(base + public)
     httpx.get(base + public)
     httpx.get(base + world.sign(private))
@@ -280,7 +303,9 @@ def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
         assert process.wait(20) == 0
 
 
-def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
+def test_log_lines_are_valid_json_whatever_the_request_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     log = AccessLog(
         os.open(os.devnull, os.O_WRONLY),
         proxies=ProxyPolicy((ipaddress.ip_network("127.0.0.1/32"),)),
@@ -296,6 +321,8 @@ def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
         "query_string": b'sig=secret"&exp=1&x="\\',
         "headers": [(b"x-forwarded-for", b'"evil\\"\n, 10.0.0.1')],
     }
+    clock = Clock(monkeypatch)
+    observer = Observer(metrics=None, log=log)
     exchange = Exchange()
     exchange.status, exchange.sent, exchange.outcome, exchange.cache = (
         403,
@@ -303,36 +330,97 @@ def test_log_lines_are_valid_json_whatever_the_request_holds() -> None:
         "signature_invalid",
         "-",
     )
-    line = log.line(scope, exchange, 0.0012345)
+    clock.now = 0.0012345
+    observer.finish(scope, exchange)
+    (line,) = log.lines
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    record = json.loads(b'{"time":"2026-11-25T00:00:00Z",' + line)
+    (record,) = _records(log)
     assert record["path"] == nasty.decode("latin-1") + '?sig=[redacted]&exp=1&x="\\'
     assert record["client"] == "10.0.0.1"  # the nearest hop not trusted
     assert record["duration_ms"] == 1.234 and record["status"] == 403
     assert "secret" not in line.decode("latin-1")
 
 
-def test_remembered_targets_stay_per_query_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lines reuse an escaped target only for the same path and query; the memo is bounded."""
+def test_durations_are_milliseconds_to_the_microsecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = AccessLog(os.open(os.devnull, os.O_WRONLY))
+    log.close()
+    clock = Clock(monkeypatch)
+    observer = Observer(metrics=None, log=log)
+    taken = [0.0, 0.0000004, 0.000123, 0.0015, 0.000123, 1.2345678, 12.3456789, 0.000123]
+    for seconds in taken:
+        clock.finish(observer, _row(1)[0], seconds)
+    assert [record["duration_ms"] for record in _records(log)] == [
+        0.0,
+        0.0,
+        0.123,
+        1.5,
+        0.123,
+        1234.567,
+        12345.678,
+        0.123,
+    ]
+    assert [line.split(b",", 1)[0] for line in log.lines][2:4] == [b"0.123", b"1.5"], "shortest"
+
+
+def test_remembered_lines_stay_per_request_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line's text is reused only for the same facts (here: path and query, client, status);
+    the memo is bounded in entries, and long paths and queries are never kept."""
     monkeypatch.setattr("edge.observe._MEMO_SIZE", 3)
     log = AccessLog(os.open(os.devnull, os.O_WRONLY))
     log.close()
-    exchange = Exchange()
-    exchange.status, exchange.sent, exchange.outcome, exchange.cache = (200, 5, "private", "hit")
+    observer = Observer(metrics=None, log=log)
 
-    def path_of(raw_path: bytes, query: bytes) -> str:
-        scope = {"client": None, "method": "GET", "raw_path": raw_path, "query_string": query}
-        record = json.loads(b'{"time":"x",' + log.line(scope, exchange, 0.001))
-        return str(record["path"])
+    def logged(raw_path: bytes, query: bytes, client: str = "10.0.0.1", status: int = 200) -> Any:
+        exchange = Exchange()
+        exchange.status, exchange.sent, exchange.outcome, exchange.cache = (status, 5, "-", "hit")
+        scope = {
+            "client": (client, 1),
+            "method": "GET",
+            "raw_path": raw_path,
+            "query_string": query,
+        }
+        observer.finish(scope, exchange)
+        return _records(log)[-1]
 
     for round_ in range(2):  # the second round reads from the memo, or refills it
         for number in range(5):
             raw = b"/i/a/%d.png" % number
-            assert path_of(raw, b"") == raw.decode()
-            assert path_of(raw, b"sig=s%d&exp=1" % number) == raw.decode() + "?sig=[redacted]&exp=1"
-            assert path_of(raw, b"exp=2&sig=t") == raw.decode() + "?exp=2&sig=[redacted]", round_
-    assert len(log._targets) <= 3
-    log._targets.clear()
+            assert logged(raw, b"")["path"] == raw.decode()
+            assert logged(raw, b"sig=s%d&exp=1" % number)["path"] == (
+                raw.decode() + "?sig=[redacted]&exp=1"
+            )
+            assert logged(raw, b"exp=2&sig=t")["path"] == raw.decode() + "?exp=2&sig=[redacted]"
+            assert logged(raw, b"", client=f"10.0.0.{round_}")["client"] == f"10.0.0.{round_}"
+            assert logged(raw, b"", status=304 + round_)["status"] == 304 + round_
+    assert len(observer.kinds) <= 3
+    observer.kinds.clear()
     long_query = b"sig=s&pad=" + b"x" * 2000
-    assert path_of(b"/i/a/long.png", long_query).endswith("sig=[redacted]&pad=" + "x" * 2000)
-    assert log._targets == {}, "a long (path, query) is escaped each time, never kept"
+    assert logged(b"/i/a/long.png", long_query)["path"].endswith("sig=[redacted]&pad=" + "x" * 2000)
+    assert observer.kinds == {}, "a long (path, query) is formatted each time, never kept"
+
+
+def test_metrics_are_the_same_with_the_log_on_or_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the log on, metrics rows are found through the log's memo: same counts."""
+    clock = Clock(monkeypatch)
+    seen = []
+    for log in (None, AccessLog(os.open(os.devnull, os.O_WRONLY))):
+        metrics = Metrics()
+        observer = Observer(metrics=metrics, log=log)
+        clock.now = 0.0
+        for number, (seconds, status) in enumerate([(0.0004, 200), (0.03, 200), (2.0, 404)] * 3):
+            scope, _ = _row(number % 2)
+            observer.start()
+            exchange = Exchange()
+            exchange.status, exchange.sent, exchange.outcome, exchange.cache = (
+                status,
+                number,
+                "public",
+                "hit",
+            )
+            clock.now += seconds
+            observer.finish(scope, exchange)
+        seen.append({key: list(row) for key, row in metrics.stats.rows.items()})
+        assert metrics.stats.in_flight == 0
+        if log is not None:
+            log.close()
+    assert seen[0] == seen[1] and len(seen[0]) == 2
