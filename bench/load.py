@@ -150,13 +150,10 @@ def nginx_signed(path: str, expires: int) -> str:
 def start_servers(world: World) -> dict[str, tuple[int, int]]:
     """Every server of the run, pinned to the server core: name -> (port, pid)."""
     servers: dict[str, tuple[int, int]] = {}
-    for name, log in (("edge", "off"), ("edge+log", "json")):
-        port = free_port()
-        proc = world.start(
-            edge_argv(port), env=world.edge_env(EDGE_ACCESS_LOG=log), core=SERVER_CORE
-        )
-        headers = wait_ready(port, PUBLIC, proc=proc)
-        servers[name] = (port, proc.pid)
+    port = free_port()  # the access log's cost has its own A/B harness: bench/log_cost.py
+    proc = world.start(edge_argv(port), env=world.edge_env(EDGE_ACCESS_LOG="off"), core=SERVER_CORE)
+    headers = wait_ready(port, PUBLIC, proc=proc)
+    servers["edge"] = (port, proc.pid)
     key = world.edge_env()["EDGE_SIGNING_KEYS"].split(":")[2]
     baseline_env = world.edge_env(
         BENCH_BODY=str(world.images / "public/alice/hit.png"),
@@ -190,8 +187,6 @@ def scenarios(world: World, servers: dict[str, tuple[int, int]]) -> list[Scenari
         Scenario("bare ASGI app (ceiling)", "bare", PUBLIC, 200, baseline=True),
         Scenario("edge: public hit", "edge", PUBLIC, 200),
         Scenario("edge: private signed hit", "edge", signed, 200),
-        Scenario("edge: public hit, access log on", "edge+log", PUBLIC, 200),
-        Scenario("edge: private signed hit, access log on", "edge+log", signed, 200),
         Scenario("edge: bad signature", "edge", tampered, 403),
         Scenario("edge: expired", "edge", expired, 403),
         Scenario("edge: not found", "edge", "/i/alice/missing.png", 404),

@@ -99,15 +99,11 @@ def write(
             f"{median(s.cpu_ratios):.2f}x | {s.errors} | {verdict} |"
         )
     by_name = {s.name: s for s in found}
-    for kind in ("public hit", "private signed hit"):
-        off, on = by_name[f"edge: {kind}"], by_name[f"edge: {kind}, access log on"]
-        cost = median(off.cpu_ratios) / median(on.cpu_ratios) - 1
-        lines.append("")
-        lines.append(
-            f"Access log on a {kind}: CPU ratio to bare {median(off.cpu_ratios):.2f}x off, "
-            f"{median(on.cpu_ratios):.2f}x on, so the log costs {cost:+.1%} CPU per request; "
-            f"req/s ratio {median(off.ratios):.2f}x off, {median(on.ratios):.2f}x on."
-        )
+    lines += [
+        "",
+        "Edge runs with the access log off here, as a load test would; what the log costs",
+        "a cached hit is measured by `bench/log_cost.py` (`log-cost.md`).",
+    ]
     bare = by_name.get("bare ASGI app (ceiling)")
     if bare is not None and any(
         median(by_name[name].ratios) < target for name, target in TARGETS.items() if name in by_name
