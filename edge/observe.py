@@ -17,7 +17,6 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 
-import orjson
 from orjson import dumps
 from prometheus_client import CollectorRegistry, Counter, Histogram, Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -222,10 +221,10 @@ class AccessLog:
         client, scheme, method, path, query, status, sent, outcome, cache = facts
         target = path[:MAX_LOGGED_TARGET] + b"?" + redact(query) if query else path
         return _TEXT % (
-            orjson.dumps(client),
-            orjson.dumps(scheme),
-            orjson.dumps(method),
-            orjson.dumps(target[: 2 * MAX_LOGGED_TARGET].decode("latin-1")),
+            dumps(client),
+            dumps(scheme),
+            dumps(method),
+            dumps(target[: 2 * MAX_LOGGED_TARGET].decode("latin-1")),
             status,
             sent,
             outcome.encode(),

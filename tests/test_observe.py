@@ -65,10 +65,14 @@ def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     assert trusted.client_and_scheme(scope("127.0.0.1", only_proxies))[0] == "10.0.0.1"
 
 
-def _row(number: int) -> tuple[dict[str, Any], Exchange]:
+def _answered(exchange: Exchange, status: int, sent: int, outcome: str, cache: str) -> Exchange:
+    """``exchange`` as the handler leaves it once it has answered."""
+    exchange.status, exchange.sent, exchange.outcome, exchange.cache = status, sent, outcome, cache
+    return exchange
 
-    exchange = Exchange()
-    exchange.status, exchange.sent, exchange.outcome, exchange.cache = 200, 5, "public", "hit"
+
+def _row(number: int) -> tuple[dict[str, Any], Exchange]:
+    exchange = _answered(Exchange(), 200, 5, "public", "hit")
     scope = {
         "client": ("127.0.0.1", 1),
         "scheme": "http",
@@ -93,11 +97,10 @@ class Clock:
         self.now = 0.0
         monkeypatch.setattr("edge.observe._clock", lambda: self.now)
 
-    def finish(self, observer: Observer, scope: dict[str, Any], seconds: float) -> Exchange:
+    def finish(self, observer: Observer, scope: dict[str, Any], seconds: float) -> None:
         exchange = Exchange()
         self.now += seconds
         observer.finish(scope, exchange)
-        return exchange
 
 
 def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:
@@ -323,13 +326,7 @@ def test_log_lines_are_valid_json_whatever_the_request_holds(
     }
     clock = Clock(monkeypatch)
     observer = Observer(metrics=None, log=log)
-    exchange = Exchange()
-    exchange.status, exchange.sent, exchange.outcome, exchange.cache = (
-        403,
-        86,
-        "signature_invalid",
-        "-",
-    )
+    exchange = _answered(Exchange(), 403, 86, "signature_invalid", "-")
     clock.now = 0.0012345
     observer.finish(scope, exchange)
     (line,) = log.lines
@@ -371,8 +368,7 @@ def test_remembered_lines_stay_per_request_and_bounded(monkeypatch: pytest.Monke
     observer = Observer(metrics=None, log=log)
 
     def logged(raw_path: bytes, query: bytes, client: str = "10.0.0.1", status: int = 200) -> Any:
-        exchange = Exchange()
-        exchange.status, exchange.sent, exchange.outcome, exchange.cache = (status, 5, "-", "hit")
+        exchange = _answered(Exchange(), status, 5, "-", "hit")
         scope = {
             "client": (client, 1),
             "method": "GET",
@@ -409,14 +405,7 @@ def test_metrics_are_the_same_with_the_log_on_or_off(monkeypatch: pytest.MonkeyP
         clock.now = 0.0
         for number, (seconds, status) in enumerate([(0.0004, 200), (0.03, 200), (2.0, 404)] * 3):
             scope, _ = _row(number % 2)
-            observer.start()
-            exchange = Exchange()
-            exchange.status, exchange.sent, exchange.outcome, exchange.cache = (
-                status,
-                number,
-                "public",
-                "hit",
-            )
+            exchange = _answered(observer.start(), status, number, "public", "hit")
             clock.now += seconds
             observer.finish(scope, exchange)
         seen.append({key: list(row) for key, row in metrics.stats.rows.items()})
