@@ -13,10 +13,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from ipaddress import ip_address
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from starlette.applications import Starlette
+from starlette.datastructures import Address
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -104,7 +106,7 @@ class Edge:
         self.auth = AuthHandler(self.images)
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
-        if settings.metrics == "on":
+        if settings.metrics in ("on", "local"):
             routes.append(Route("/metrics", self.metrics_page))
         self.router = Starlette(
             routes=routes,
@@ -141,8 +143,10 @@ class Edge:
             if self.observer.log is not None:
                 self.observer.log.close()
 
-    async def metrics_page(self, _: Request) -> Response:
+    async def metrics_page(self, request: Request) -> Response:
         assert self.metrics is not None
+        if self.settings.metrics == "local" and not _is_loopback(request.client):
+            return self._error(NotFound("metrics are for loopback clients only"))
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(self, _: Request) -> Response:
@@ -182,6 +186,16 @@ def _recording(send: Send, exchange: Exchange) -> Send:
         await send(message)
 
     return recording
+
+
+def _is_loopback(client: Address | None) -> bool:
+    """Whether the connection's own peer (never a forwarded header) is this host."""
+    if client is None:
+        return False
+    try:
+        return ip_address(client.host).is_loopback
+    except ValueError:  # a Unix socket's peer has no address: it is local by construction
+        return client.host == ""
 
 
 def _json(status: int, body: bytes) -> Response:

@@ -87,6 +87,14 @@ class RangeNotSatisfiable(EdgeError):
         self.size = size
 
 
+class HeadersTooLarge(EdgeError):
+    """The request head (request line and headers) is over ``EDGE_MAX_HEADER_BYTES``."""
+
+    status = 431
+    code = "HEADERS_TOO_LARGE"
+    message = "Request headers too large"
+
+
 class StorageError(EdgeError):
     """Storage answered with an error, or could not be reached."""
 

@@ -104,13 +104,24 @@ def access_log(name: str, text: str) -> str:
 
 
 def metrics_mode(name: str, text: str) -> str | int:
-    """``on`` (at /metrics), ``off``, or a port number for a listener of its own."""
+    """``local`` (at /metrics, loopback peers only), ``on`` (at /metrics, anyone), ``off``,
+    or a port number for a listener of its own."""
     lowered = text.lower()
-    if lowered in ("on", "off"):
+    if lowered in ("local", "on", "off"):
         return lowered
     if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
         return int(text)
-    raise ConfigError(f"{name}: expected on, off or a port number, got {text!r}")
+    raise ConfigError(f"{name}: expected local, on, off or a port number, got {text!r}")
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{0,63}")
+
+
+def header_name(name: str, text: str) -> str:
+    """An HTTP header name, kept in lower case (as ASGI servers hand headers over)."""
+    if not _HEADER_NAME.fullmatch(text):
+        raise ConfigError(f"{name}: expected a header name such as X-Original-URI, got {text!r}")
+    return text.lower()
 
 
 def networks(name: str, text: str) -> tuple[Any, ...]:
@@ -268,9 +279,10 @@ class Settings:
         access_log,
     )
     metrics: str | int = var(
-        "on",
-        "Prometheus metrics: `on` serves them at `/metrics`, a port number on a listener of"
-        " their own (keep it off the public network), `off` disables them.",
+        "local",
+        "Prometheus metrics: `local` serves them at `/metrics` to loopback clients only (a"
+        " proxy on the same host must not forward `/metrics`), `on` to anyone, a port number"
+        " on a listener of their own (keep it off the public network), `off` disables them.",
         metrics_mode,
     )
     trusted_proxies: tuple[Any, ...] = var(
@@ -278,6 +290,39 @@ class Settings:
         "Proxies (addresses or CIDR networks, comma-separated) whose `X-Forwarded-For` and"
         " `X-Forwarded-Proto` name the client in logs; from anyone else they are ignored.",
         networks,
+    )
+    max_connections: int = var(
+        "4096",
+        "Client connections one process holds at once; beyond it a new connection is answered"
+        " `503 OVERLOADED` and closed. Must fit the open-file limit, which edge raises to its"
+        " hard maximum at start-up (a start-up error says when it cannot).",
+        count,
+    )
+    header_timeout: float = var(
+        "10",
+        "Seconds a connection gets to send a complete request head, from its opening or the end"
+        " of the previous response; a connection that sends nothing, or sends it too slowly, is"
+        " closed.",
+        duration,
+    )
+    keepalive_timeout: float = var(
+        "5",
+        "Seconds an idle kept-alive connection stays open between requests. Behind a load"
+        " balancer, set it above the balancer's own idle timeout.",
+        duration,
+    )
+    max_header_bytes: int = var(
+        "16KiB",
+        "Largest request head (request line and headers) accepted; a larger one is answered"
+        " `431 HEADERS_TOO_LARGE` before more of it is read.",
+        size,
+    )
+    auth_uri_header: str = var(
+        "X-Original-URI",
+        "The one header `/auth` reads the original URI from: `X-Original-URI` for the shipped"
+        " nginx config, `X-Forwarded-Uri` for Traefik's forwardAuth. Every other such header"
+        " is ignored, and a request carrying it twice is refused.",
+        header_name,
     )
     shutdown_timeout: float = var(
         "30",
