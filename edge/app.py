@@ -39,11 +39,12 @@ log = logging.getLogger("edge")
 READY_CHECK_TIMEOUT = 3.0
 
 #: How edge runs on uvicorn, shared by `edge serve`, `edge demo` and the tests:
-#: the C parser (httptools), no `Server: uvicorn` banner, no uvicorn access log
-#: (edge writes its own), and no rewriting of the client address from forwarded
-#: headers (edge trusts only EDGE_TRUSTED_PROXIES, uvicorn would trust 127.0.0.1).
+#: the C parser (httptools) inside edge's bounded connection protocol, no `Server:
+#: uvicorn` banner, no uvicorn access log (edge writes its own), and no rewriting of
+#: the client address from forwarded headers (edge trusts only EDGE_TRUSTED_PROXIES,
+#: uvicorn would trust 127.0.0.1).
 UVICORN_OPTIONS: dict[str, Any] = {
-    "http": "httptools",
+    "http": "edge.server:EdgeProtocol",
     "lifespan": "on",
     "access_log": False,
     "server_header": False,
@@ -205,5 +206,13 @@ def _json(status: int, body: bytes) -> Response:
 
 
 def create_app(settings: Settings | None = None, **options: Any) -> Edge:
-    """The app factory: settings from the environment unless given."""
-    return Edge(settings or Settings.from_env(), **options)
+    """The app factory: settings from the environment unless given. It also routes every
+    log message through a writer that never blocks (uvicorn's own access log, which
+    would print signatures, goes off) and fits the open-file limit to the settings."""
+    from edge.logwriter import install_logging
+    from edge.server import fit_open_files
+
+    install_logging()
+    settings = settings or Settings.from_env()
+    fit_open_files(settings)
+    return Edge(settings, **options)

@@ -8,7 +8,6 @@ a traceback and never key material.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import signal
@@ -206,10 +205,11 @@ def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int, settings: 
     import uvicorn
 
     from edge.app import UVICORN_OPTIONS
+    from edge.logwriter import install_logging
+    from edge.server import fit_open_files
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    fit_open_files(settings)  # a limit too low is a one-line error, before anything starts
+    install_logging()
     # uvicorn drains connections on SIGTERM, then re-raises the signal once done;
     # with this handler in place that ends in a normal return: a requested stop exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -221,6 +221,8 @@ def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int, settings: 
         workers=workers,
         loop="uvloop",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+        timeout_keep_alive=math.ceil(settings.keepalive_timeout),
+        log_config=None,  # install_logging() has put edge's non-blocking handler in place
         **UVICORN_OPTIONS,
     )
 

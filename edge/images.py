@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -27,7 +28,7 @@ from edge.errors import (
 )
 from edge.http import effective_type, parse_range
 from edge.limits import ReadSlots
-from edge.memo import MEMO_SIZE, remember
+from edge.memo import Memo
 from edge.observe import Exchange, Metrics
 from edge.paths import request_path
 from edge.responses import (
@@ -45,8 +46,7 @@ from edge.storage import Body, Conditions, Reply, Storage
 from edge.storage.base import NO_CONDITIONS, decide, read_whole
 
 log = logging.getLogger("edge")
-#: Validated paths remembered per process; the memo is emptied when full.
-PATH_MEMO_SIZE = MEMO_SIZE
+#: Longer raw paths are validated every time, never remembered.
 PATH_MEMO_KEY_BYTES = 1024
 
 
@@ -79,8 +79,8 @@ class ImageHandler:
             if settings.cache_ttl > 0
             else None
         )
-        self._paths: dict[bytes, str] = {}  # raw path -> validated path (see _validate)
-        self._private_cache: dict[int, Header] = {}  # seconds left -> Cache-Control
+        self._paths: Memo[bytes, str] = Memo()  # raw path -> validated path (see _validate)
+        self._private_cache: Memo[int, Header] = Memo()  # seconds left -> Cache-Control
         self._answers: dict[type[Exception], tuple[int, list[Header], bytes, str]] = {}
         # Headers every image response carries, computed once.
         self._common: tuple[Header, ...] = (ACCEPT_RANGES, NOSNIFF) + (
@@ -145,7 +145,7 @@ class ImageHandler:
         request of it: paths repeat, and the rules cost as much as the rest of a hit."""
         path = request_path(raw)
         if len(raw) <= PATH_MEMO_KEY_BYTES:  # bounded in bytes too, not only in entries
-            remember(self._paths, raw, path, PATH_MEMO_SIZE)
+            self._paths.remember(raw, path, sys.getsizeof(raw) + sys.getsizeof(path))
         return path
 
     async def _serve(
@@ -297,7 +297,7 @@ class ImageHandler:
         header = self._private_cache.get(left)
         if header is None:  # bounded too, for a max age above an hour
             header = (b"cache-control", b"private, max-age=%d" % left)
-            remember(self._private_cache, left, header, MEMO_SIZE)
+            self._private_cache.remember(left, header, 120)
         return header
 
     def _headers(self, reply: Reply, private: bool, grant: Grant | None, path: str) -> list[Header]:

@@ -2,19 +2,17 @@
 
 The image handler fills an :class:`Exchange` as it goes; :meth:`Observer.finish`
 turns it into metrics and an access-log line. Lines are queued and written
-by a thread, so a slow stdout (a full pipe, a stalled collector)
-never blocks the event loop; the `sig` value is redacted before a line is built.
+by a thread (:mod:`edge.logwriter`), so a slow stdout (a full pipe, a stalled
+collector) never blocks the event loop; the `sig` value is redacted before a line is built.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import threading
+import sys
 import time
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Iterator
 
 from orjson import dumps
@@ -24,11 +22,16 @@ from prometheus_client.registry import Collector
 from starlette.types import Scope
 
 from edge.cache import HotCache
-from edge.memo import MEMO_SIZE, remember
+from edge.logwriter import LineWriter
+from edge.memo import Memo
 from edge.proxies import ProxyPolicy
 
 REDACTED = b"[redacted]"
 MAX_LOGGED_TARGET = 2048
+#: Bytes of access-log lines queued at most while stdout is slow: a line is at most
+#: about 8 KiB (a 4 KiB target, escaped), so this holds over a thousand of the worst
+#: and tens of thousands of ordinary ones.
+ACCESS_LOG_BUFFER_BYTES = 8 * 1024 * 1024
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -61,6 +64,8 @@ class RequestStats:
         #: (outcome, status, cache) -> latency bucket counts (+Inf last), seconds, bytes.
         self.rows: dict[tuple[str, int, str], list[float]] = {}
         self.in_flight = 0
+        #: Connections refused before any request was read, by reason (edge.server).
+        self.rejected: dict[str, int] = {}
 
     def record(self, outcome: str, status: int, sent: int, seconds: float, cache: str) -> None:
         row = self.rows.get((outcome, status, cache))
@@ -135,9 +140,17 @@ class StatsCollector(Collector):
         yield CounterMetricFamily(
             "edge_cache_misses", "Requests the hot-object cache could not answer", value=misses
         )
+        rejected = CounterMetricFamily(
+            "edge_connections_rejected",
+            "Connections closed before a request could be answered, by reason",
+            labels=["reason"],
+        )
+        for reason, count in list(stats.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
         if self.cache is not None:
             yield GaugeMetricFamily(
-                "edge_cache_bytes", "Memory held by the hot-object cache", value=self.cache.bytes
+                "edge_cache_bytes", "Memory held by the hot-object cache", value=self.cache.held
             )
             yield GaugeMetricFamily(
                 "edge_cache_entries", "Objects in the hot-object cache", value=len(self.cache)
@@ -173,16 +186,15 @@ class Metrics:
 
 
 class AccessLog:
-    """JSON lines to a file descriptor, written by a daemon thread.
+    """JSON lines on a file descriptor (stdout), written by a :class:`LineWriter` thread.
 
-    The event loop appends each line's bytes to a bounded deque: no lock, no
-    wake-up. Every ``interval`` the thread writes what has accumulated in one
-    call, so a slow stdout (a full pipe, a stalled collector) delays the log,
-    never a request; if it stalls long enough to fill ``capacity`` lines, the
-    oldest are dropped and the next write says so on stderr, rather than memory
-    growing without bound. Lines carry the second at which they were written (at
-    most ``interval`` after the response ended, as nginx logs the time a request
-    ends), so the clock is read once per batch, not once per request.
+    The event loop hands each line's bytes to the writer's queue: no lock, no
+    wake-up, never a blocking write. A slow stdout (a full pipe, a stalled
+    collector) delays the log, never a request; if it stalls until the queue
+    holds ``max_bytes``, new lines are dropped and a warning counts them. Lines
+    carry the second at which they were written (at most ``interval`` after the
+    response ended, as nginx logs the time a request ends), so the clock is read
+    once per batch, not once per request.
 
     A line is its duration then its text (:meth:`text`, formatted once per kind of
     request and kept by :class:`Observer`, which builds lines on the event loop).
@@ -199,20 +211,15 @@ class AccessLog:
         *,
         proxies: ProxyPolicy | None = None,
         interval: float = 0.02,
-        capacity: int = 50_000,
-        notices: int = 2,
+        max_bytes: int = ACCESS_LOG_BUFFER_BYTES,
     ) -> None:
-        self.fd = fd
-        self.notices = notices
         self.proxies = proxies or ProxyPolicy()
         self.proxied = bool(self.proxies.trusted)
-        self.interval = interval
-        self.lines: deque[bytes] = deque(maxlen=capacity)
-        self.put = self.lines.append
-        self.overflows = 0
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edge-access-log", daemon=True)
-        self._thread.start()
+        self.writer = LineWriter(
+            fd, max_bytes=max_bytes, name="access", interval=interval, stamp=_stamp
+        )
+        self.lines = self.writer.lines
+        self.put = self.writer.put
 
     @staticmethod
     def text(facts: Facts) -> bytes:
@@ -233,28 +240,11 @@ class AccessLog:
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued, then stop the thread."""
-        self._closing.set()
-        self._thread.join(timeout)
+        self.writer.close(timeout)
 
-    def _run(self) -> None:
-        while not self._closing.wait(self.interval):
-            self._flush()
-        self._flush()
 
-    def _flush(self) -> None:
-        lines = self.lines
-        count = len(lines)
-        if not count:
-            return
-        if count == lines.maxlen:
-            self.overflows += 1
-            _write(
-                self.notices,
-                b'{"event":"access_log_overflow","detail":"stdout too slow: lines dropped"}\n',
-            )
-        take = lines.popleft
-        stamp = time.strftime(STAMP, time.gmtime()).encode()
-        _write(self.fd, stamp + stamp.join([take() for _ in range(count)]))
+def _stamp() -> bytes:
+    return time.strftime(STAMP, time.gmtime()).encode()
 
 
 #: What a line says but its time and duration: client, scheme, method, raw path, query,
@@ -266,18 +256,7 @@ _TEXT = (
     b',"client":%s,"scheme":%s,"method":%s,"path":%s,'
     b'"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"}\n'
 )
-_MEMO_SIZE = MEMO_SIZE
 _MEMO_KEY_BYTES = 1024  # requests whose path and query are longer are not remembered
-
-
-def _write(fd: int, data: bytes) -> None:
-    while data:
-        try:
-            data = data[os.write(fd, data) :]
-        except InterruptedError:
-            continue
-        except OSError:
-            return  # the stream is gone: drop the log rather than the service
 
 
 class Observer:
@@ -295,7 +274,7 @@ class Observer:
         self.stats = None if metrics is None else metrics.stats
         self.log = log
         # Facts -> (metrics row or None, line text); event loop only.
-        self.kinds: dict[Facts, tuple[list[float] | None, bytes]] = {}
+        self.kinds: Memo[Facts, tuple[list[float] | None, bytes]] = Memo()
 
     def start(self) -> Exchange:
         if self.stats is not None:
@@ -349,7 +328,10 @@ class Observer:
         row = None if self.stats is None else self.stats.row(outcome, status, cache)
         kind = (row, self.log.text(facts))
         if len(path) + len(query) <= _MEMO_KEY_BYTES:
-            remember(self.kinds, facts, kind, _MEMO_SIZE)
+            # The facts tuple and its path and query, the line text, the pair: the rest of
+            # the facts are small or shared (the metrics row is the stats' own).
+            size = 136 + sys.getsizeof(path) + sys.getsizeof(query) + sys.getsizeof(kind[1])
+            self.kinds.remember(facts, kind, size + 56 + 200)
         return kind
 
 

@@ -9,6 +9,7 @@ The clock is injectable so tests and ``edge verify --now`` pin time.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -16,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 from edge.errors import BadRequest, EdgeError, SignatureExpired, SignatureInvalid
 from edge.keys import Key, Keyring, b64url_encode
-from edge.memo import remember
+from edge.memo import MEMO_SIZE, Memo
 from edge.paths import quote_path, request_path, validate_path
 
 MAX_EXP_DIGITS = 12
@@ -32,6 +33,12 @@ Clock = Callable[[], float]
 #: What a genuine, unexpired signature grants: ``(kid, exp)``, the key that made
 #: it and its expiry. A plain tuple: a NamedTuple costs ~300 ns to build.
 Grant = tuple[str, int]
+
+
+def _cost(path: str, query: bytes) -> int:
+    """Bytes a memo entry for ``(path, query)`` holds: the key, its tuple, a small value
+    (a grant or a refusal's reason, both under 200 bytes)."""
+    return sys.getsizeof(path) + sys.getsizeof(query) + 56 + 200
 
 
 def string_to_sign(path: str, exp: str) -> bytes:
@@ -65,7 +72,7 @@ class Verifier:
         max_ttl: int,
         leeway: int = 0,
         clock: Clock = time.time,
-        memo_size: int = 4096,
+        memo_size: int = MEMO_SIZE,
     ) -> None:
         self.keyring = keyring
         self.max_ttl = max_ttl
@@ -75,11 +82,11 @@ class Verifier:
         # (a page's image fetched by many, retries) skips the HMAC; its time is judged anew.
         # The keyring never changes in a process, so a signature stays genuine.
         self.memo_size = memo_size
-        self._memo: dict[tuple[str, bytes], Grant] = {}
+        self._memo: Memo[tuple[str, bytes], Grant] = Memo(max_entries=memo_size or 1)
         # Signatures that matched no key, apart so they can never evict genuine ones: a
         # stale URL (signed with a retired key, or altered) asked again by every visitor of
         # a page costs a dict lookup, not an HMAC per candidate key.
-        self._refused: dict[tuple[str, bytes], str] = {}
+        self._refused: Memo[tuple[str, bytes], str] = Memo(max_entries=memo_size or 1)
         self._keys_by_length: dict[int, tuple[Key, ...]] = {
             n: tuple(k for k in keyring if k.sig_chars == n) for n in (43, 86)
         }
@@ -102,14 +109,14 @@ class Verifier:
             grant = self._check(path, query)
         except _NoMatch as error:
             if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
-                remember(self._refused, (path, query), error.reason, self.memo_size)
+                self._refused.remember((path, query), error.reason, _cost(path, query))
             raise SignatureInvalid(error.reason) from None
         if grant is None:
             return None
         # Remembered before time is judged: an expired URL asked again is refused without
         # another HMAC.
         if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
-            remember(self._memo, (path, query), grant, self.memo_size)
+            self._memo.remember((path, query), grant, _cost(path, query))
         self._judge_time(grant[0], grant[1])
         return grant
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import time
+import tracemalloc
 from urllib.parse import urlsplit
 
 import httpx
 
-from edge.cache import ENTRY_OVERHEAD, Entry, HotCache
+from edge.cache import MISSING_SHARE, Entry, HotCache, footprint
 from edge.samples import CANARY, png
 from edge.storage.base import Stat
 from tests.conftest import World
@@ -29,15 +31,74 @@ class Clock:
         return self.now
 
 
-def test_lru_bounded_by_bytes() -> None:
-    cache = HotCache(max_bytes=3 * (100 + ENTRY_OVERHEAD), max_object_bytes=150, ttl=60)
+def test_bounded_by_bytes_oldest_out_first() -> None:
+    one = footprint("a", STAT, b"x" * 100)
+    found_budget = 3 * one + 10
+    cache = HotCache(
+        max_bytes=found_budget * MISSING_SHARE // (MISSING_SHARE - 1) + 1,
+        max_object_bytes=150,
+        ttl=60,
+    )
     for name in "abc":
         cache.put(name, STAT, b"x" * 100)
-    cache.get("a")  # a is now the most recently used
+    cache.get("a")  # a hit does not reorder: entries leave in the order they came
     cache.put("d", STAT, b"x" * 100)
-    assert [k for k in "abcd" if cache.get(k)] == ["a", "c", "d"]
-    assert cache.bytes == 3 * (100 + ENTRY_OVERHEAD)
+    assert [k for k in "abcd" if cache.get(k)] == ["b", "c", "d"]
+    assert cache.held == 3 * one
     assert cache.put("big", STAT, b"x" * 151) is None and cache.get("big") is None
+
+
+def test_entries_are_charged_what_they_really_hold() -> None:
+    """tracemalloc's count of what the cache allocates never exceeds what it charges."""
+    for found in (True, False):
+        for key_length in (10, 1000):
+            cache = HotCache(max_bytes=1 << 40, max_object_bytes=1 << 20, ttl=60)
+            keys = [f"public/alice/{'k' * key_length}{n}" for n in range(5_000)]
+            bodies = [bytes(200) if found else b"" for _ in keys]
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            for number, (key, body) in enumerate(zip(keys, bodies, strict=True)):
+                stat = Stat(200, f'"{number:x}-0123456789abcdef"', 1_700_000_000, "image/png")
+                entry = cache.put(key, stat if found else None, body)
+                assert entry is not None
+                if found:  # what the first hit builds (ImageHandler._headers)
+                    entry.headers = [
+                        (b"etag", stat.etag.encode()),
+                        (b"accept-ranges", b"bytes"),
+                        (b"x-content-type-options", b"nosniff"),
+                        (b"access-control-allow-origin", b"*"),
+                        (b"last-modified", b"Tue, 14 Nov 2023 22:13:20 GMT"),
+                        (b"content-type", b"image/png"),
+                        (b"content-length", str(len(body)).encode()),
+                    ]
+            held = tracemalloc.get_traced_memory()[0] - before
+            tracemalloc.stop()
+            held += sum(map(sys.getsizeof, keys)) + sum(map(sys.getsizeof, bodies))
+            assert held <= cache.held <= 1.5 * held, (found, key_length, held, cache.held)
+
+
+def test_expired_entries_are_swept_when_others_arrive() -> None:
+    clock = Clock()
+    cache = HotCache(max_bytes=1 << 20, max_object_bytes=1000, ttl=60, clock=clock)
+    for number in range(100):
+        cache.put(f"public/{number}", STAT, b"x" * 100)
+        cache.put(f"public/missing-{number}", None)
+    clock.now += 61
+    cache.put("public/new", STAT, b"x")
+    cache.put("public/missing-new", None)
+    assert len(cache) == 2
+    assert cache.held == footprint("public/new", STAT, b"x") + footprint(
+        "public/missing-new", None, b""
+    )
+
+
+def test_a_flood_of_missing_keys_never_evicts_found_objects() -> None:
+    cache = HotCache(max_bytes=256 * 1024, max_object_bytes=1000, ttl=60)
+    cache.put("public/alice/photo.png", STAT, b"x" * 1000)
+    for number in range(10_000):  # about 12 MB of "not found" keys
+        cache.put(f"public/alice/{'n' * 1000}{number}", None)
+    assert cache.get("public/alice/photo.png") is not None
+    assert cache.held <= 256 * 1024
 
 
 def test_entries_expire_after_the_ttl() -> None:
@@ -49,7 +110,7 @@ def test_entries_expire_after_the_ttl() -> None:
     assert cache.get("a") is not None and cache.get("gone") is not None
     clock.now += 0.2
     assert cache.get("a") is None and cache.get("gone") is None
-    assert cache.bytes == 0 and len(cache) == 0
+    assert cache.held == 0 and len(cache) == 0
 
 
 def test_single_flight_runs_one_load() -> None:

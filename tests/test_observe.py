@@ -137,21 +137,28 @@ def test_access_log_never_blocks_its_caller() -> None:
     ]
 
 
-def test_a_stalled_stdout_drops_old_lines_instead_of_growing() -> None:
+def test_a_stalled_stdout_drops_new_lines_instead_of_growing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The queue is bounded in bytes: long lines (a 2 KiB path of quotes escapes to 4 KiB)
+    fill it sooner, and what does not fit is dropped and counted, never held."""
     read_end, write_end = os.pipe()
-    notice_read, notice_write = os.pipe()
-    log = AccessLog(write_end, capacity=500, notices=notice_write)
+    log = AccessLog(write_end, max_bytes=256 * 1024)
     observer = Observer(metrics=None, log=log)
-    for number in range(50_000):  # the pipe fills after a few hundred lines; then the deque does
-        observer.finish(*_row(number))
-        assert len(log.lines) <= 500
-    received = _drain(read_end, lambda data: b"/i/alice/49999.png" in data)
-    notice = _drain(notice_read, lambda data: b"\n" in data)
-    assert json.loads(notice.splitlines()[0])["event"] == "access_log_overflow"
-    log.close()
-    for fd in (read_end, write_end, notice_read, notice_write):
+    quotes = b"/i/alice/" + b'"' * 2000
+    for number in range(5_000):  # the pipe fills after a few lines; then the queue does
+        scope, exchange = _row(number)
+        scope["raw_path"] = quotes + b"%d" % number
+        observer.finish(scope, exchange)
+        assert log.writer.queued <= 256 * 1024
+    assert log.writer.dropped > 4_000
+    with caplog.at_level("WARNING", logger="edge"):
+        received = _drain(read_end, lambda data: data.count(b"\n") >= 5_000 - log.writer.dropped)
+        log.close()
+    for fd in (read_end, write_end):
         os.close(fd)
-    assert log.overflows >= 1 and 0 < received.count(b"\n") < 50_000
+    assert received.count(b"\n") == 5_000 - log.writer.dropped
+    assert any("access log output too slow" in r.getMessage() for r in caplog.records)
 
 
 def populated(tmp_path: Path) -> Path:
@@ -359,13 +366,13 @@ def test_durations_are_milliseconds_to_the_microsecond(monkeypatch: pytest.Monke
     assert [line.split(b",", 1)[0] for line in log.lines][2:4] == [b"0.123", b"1.5"], "shortest"
 
 
-def test_remembered_lines_stay_per_request_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remembered_lines_stay_per_request_and_bounded() -> None:
     """A line's text is reused only for the same facts (here: path and query, client, status);
     the memo is bounded in entries, and long paths and queries are never kept."""
-    monkeypatch.setattr("edge.observe._MEMO_SIZE", 3)
     log = AccessLog(os.open(os.devnull, os.O_WRONLY))
     log.close()
     observer = Observer(metrics=None, log=log)
+    observer.kinds.max_entries = 3
 
     def logged(raw_path: bytes, query: bytes, client: str = "10.0.0.1", status: int = 200) -> Any:
         exchange = _answered(Exchange(), status, 5, "-", "hit")

@@ -36,12 +36,18 @@ def edge_process(
         try:
             yield process
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, how=signal.SIGINT)
+
+
+def stop(process: subprocess.Popen[bytes], *, how: signal.Signals = signal.SIGTERM) -> None:
+    """Stop a process the test started, killing it if it does not stop within 10 s."""
+    if process.poll() is None:
+        process.send_signal(how)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:

@@ -51,7 +51,7 @@ def raw_get(base: str, target: str, *, method: str = "GET") -> tuple[int, dict[s
         "/i/alice",
         "/i/" + "u" * 65 + "/photo.png",
         "/i/alice/" + "x" * 1100,
-        "/i/alice/" + "x" * 60000,
+        "/i/alice/" + "x" * 12000,  # over 60 KiB the request head itself is refused: 431
     ],
 )
 def test_malformed_raw_paths_are_400(world: World, target: str) -> None:
@@ -64,11 +64,14 @@ def test_malformed_raw_paths_are_400(world: World, target: str) -> None:
     assert world.storage_reads() == []
 
 
-def test_request_lines_beyond_the_parser_limit_are_400(world: World) -> None:
-    """Over ~64 KiB the HTTP parser refuses the request before edge sees it: still a 400."""
-    base = world.serve()
-    status, _, body = raw_get(base, "/i/alice/" + "x" * 70000)
-    assert status == 400 and CANARY not in body
+def test_request_lines_beyond_the_head_bound_are_431(world: World) -> None:
+    """A request head over EDGE_MAX_HEADER_BYTES is refused before edge reads a path."""
+    base = world.serve(EDGE_MAX_HEADER_BYTES="8KiB")
+    for length in (9000, 70000):
+        status, headers, body = raw_get(base, "/i/alice/" + "x" * length)
+        assert status == 431 and CANARY not in body
+        assert headers["content-type"] == "application/json"
+        assert headers["connection"] == "close"
 
 
 def test_percent_escapes_name_the_same_object(world: World) -> None:

@@ -119,15 +119,13 @@ def test_long_queries_are_judged_every_time_never_remembered() -> None:
     assert list(verifier._memo) == [(path, query)]
 
 
-def test_the_handlers_path_memo_is_bounded_and_keeps_no_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("edge.images.PATH_MEMO_SIZE", 10)
+def test_the_handlers_path_memo_is_bounded_and_keeps_no_failure(tmp_path: Path) -> None:
     handler = ImageHandler(
         settings=Settings.from_env({"EDGE_STORAGE": str(tmp_path)}),
         verifier=Verifier(VERIFYING, max_ttl=0),
         storage=FileStorage(tmp_path),
     )
+    handler._paths.max_entries = 10
     for n in range(25):
         assert handler._validate(b"/i/alice/%d.png" % n) == f"/i/alice/{n}.png"
         assert len(handler._paths) <= 10

@@ -1,0 +1,133 @@
+"""Memory a stranger can make the edge hold, flooded on a real process and counted in RSS:
+distinct 404s with long paths, distinct signed URLs, distinct padded queries. Growth must
+stay within what the settings and the memos' documented bounds allow."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.keys import parse_keyring
+from edge.memo import MEMO_BYTES, SLOT_BYTES, Memo
+from edge.samples import png
+from edge.signing import sign_url
+from tests.conftest import KEYS
+from tests.servers import free_port
+from tests.test_process import EDGE, clean_env, stop, wait_ready
+
+CACHE_BYTES = 8 * 1024 * 1024
+#: Memos on the request path, each at most MEMO_BYTES: validated paths, genuine and
+#: refused signatures, access-log kinds, private Cache-Control values.
+MEMOS = 5
+#: What Python's allocator may keep on top (arenas not returned, fragmentation).
+ALLOWANCE = 4 * 1024 * 1024
+FLOOD = 40_000
+SEGMENTS = "/".join(["x" * 240] * 4)  # a segment is at most 255 bytes
+
+
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+
+def pipelined(port: int, targets: Iterator[str], count: int, *, batch: int = 250) -> None:
+    """Send ``count`` GETs over one kept-alive connection, ``batch`` at a time."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sent = 0
+        while sent < count:
+            size = min(batch, count - sent)
+            sock.sendall(
+                b"".join(
+                    b"GET %s HTTP/1.1\r\nhost: edge\r\n\r\n" % next(targets).encode()
+                    for _ in range(size)
+                )
+            )
+            seen = received = 0
+            tail = b""
+            while seen < size:
+                chunk = sock.recv(1 << 20)
+                assert chunk, "the edge closed the connection"
+                received += len(chunk)
+                seen += (tail + chunk).count(b"HTTP/1.1 ") - tail.count(b"HTTP/1.1 ")
+                tail = chunk[-16:]
+            sent += size
+
+
+@pytest.mark.slow
+def test_floods_of_distinct_requests_stay_within_the_bounds(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    (root / "public" / "alice").mkdir(parents=True)
+    (root / "private" / "alice").mkdir(parents=True)
+    (root / "private" / "alice" / "secret.png").write_bytes(png(8, 8))
+    port = free_port()
+    env = clean_env(
+        EDGE_STORAGE=str(root),
+        EDGE_SIGNING_KEYS=KEYS,
+        EDGE_CACHE_MAX_BYTES=str(CACHE_BYTES),
+    )
+    with (tmp_path / "access.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*EDGE, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log
+        )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        key = parse_keyring(KEYS).signing_key
+        assert key is not None
+        exp = int(time.time()) + 3600
+        secret = sign_url("/i/alice/secret.png", key=key, exp=exp)
+        floods = {
+            "distinct 404s, 1,000-byte paths": (
+                f"/i/alice/{n:06d}/{SEGMENTS}.png" for n in range(FLOOD)
+            ),
+            "distinct refused signatures": (
+                f"/i/alice/{n:06d}{'y' * 240}.png?sig={'A' * 43}&exp={exp}" for n in range(FLOOD)
+            ),
+            "distinct padded queries of a genuine URL": (
+                f"{secret}&pad={n:06d}{'z' * 400}" for n in range(FLOOD)
+            ),
+        }
+        pipelined(port, iter([secret] * 500), 500)  # warm: code paths, allocator, caches
+        start = rss_bytes(process.pid)
+        for name, targets in floods.items():
+            pipelined(port, targets, FLOOD)
+            growth = rss_bytes(process.pid) - start
+            bound = CACHE_BYTES + MEMOS * MEMO_BYTES + ALLOWANCE
+            assert growth <= bound, f"{name}: RSS grew {growth >> 20} MiB, bound {bound >> 20}"
+    finally:
+        stop(process)
+
+
+def test_a_memo_counts_its_bytes_as_tracemalloc_does() -> None:
+    """Keys and values as the request path keeps them: their real size is never undercounted."""
+    memo: Memo[bytes, str] = Memo(max_entries=1_000_000, max_bytes=1 << 40)
+    keys = [os.urandom(8).hex().encode() * 20 + b"%d" % n for n in range(20_000)]
+    values = [key.decode() for key in keys]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for key, value in zip(keys, values, strict=True):
+        memo.remember(key, value, sys.getsizeof(key) + sys.getsizeof(value))
+    slots = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    held = slots + sum(map(sys.getsizeof, keys)) + sum(map(sys.getsizeof, values))
+    assert held <= memo.bytes <= 1.5 * held
+    assert slots / len(memo) <= SLOT_BYTES
+
+
+def test_a_memo_is_emptied_before_it_passes_either_bound() -> None:
+    memo: Memo[int, bytes] = Memo(max_entries=10, max_bytes=10_000)
+    for n in range(100):
+        memo.remember(n, b"", 10)
+        assert len(memo) <= 10
+    memo.clear()
+    for n in range(100):
+        memo.remember(n, b"v" * 1000, 1033)
+        assert memo.bytes <= 10_000
