@@ -104,7 +104,7 @@ class Edge:
         )
         if self.metrics is not None and self.images.cache is not None:
             self.metrics.watch_cache(self.images.cache)
-        self.auth = AuthHandler(self.images)
+        self.auth = AuthHandler(verifier, self.images.cache_control, settings)
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
         if settings.metrics in ("on", "local"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -96,3 +98,24 @@ def run_nginx(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def raw_request(
+    base: str, target: str, *, method: str = "GET", headers: list[tuple[str, str]] | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send a request exactly as written: the target unnormalised, each header with its own
+    case and as often as listed. Returns the status, every header (names lower-cased, repeats
+    kept) and the body."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", parts.netloc)
+        for name, value in headers or []:
+            conn.putheader(name, value.encode("utf-8"))
+        conn.endheaders()
+        response = conn.getresponse()
+        received = [(name.lower(), value) for name, value in response.getheaders()]
+        return response.status, received, response.read()
+    finally:
+        conn.close()

@@ -1,103 +1,774 @@
-"""auth_request mode: edge's verdict on the original URI, directly and behind real nginx."""
+"""auth_request mode: edge's verdict on the original URI, directly and behind real nginx.
+
+The nginx tests run the shipped deploy/nginx/auth-request.conf. Every private object
+holds the canary, and every response nginx gives goes through :class:`Client`, which
+fails the test when a body holds the canary without the test having asked for exactly
+that object's bytes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
+from edge import errors
+from edge.app import Edge
+from edge.authorize import AuthHandler, method_header
+from edge.http import IMAGE_TYPES
+from edge.keys import parse_keyring
+from edge.observe import Exchange
+from edge.paths import quote_path
+from edge.responses import Header, error_body
 from edge.samples import CANARY, png, svg
-from tests.conftest import World
-from tests.nginx import run_nginx
-from tests.test_serving_edges import raw_get
+from edge.settings import Settings
+from edge.signing import Grant, Verifier, sign_url
+from edge.storage import FileStorage
+from tests.conftest import KEYS, CountingStorage, World
+from tests.nginx import DEPLOY_NGINX, raw_request, run_nginx
+from tests.servers import free_port, run_uvicorn
 
 PNG = png(32, 32)
 SECRET = png(40, 30, hue=1) + CANARY
+CONFIG = (DEPLOY_NGINX / "auth-request.conf").read_text()
+#: Longer than EDGE_PRIVATE_MAX_AGE: a private max-age is then the cap, the same for the
+#: edge and for nginx whichever second each answers in.
+LONG = 7200
 
 
-def verdict(base: str, uri: str, header: str = "x-original-uri", **extra: str) -> httpx.Response:
-    headers = {header: uri, **{k.replace("_", "-"): v for k, v in extra.items()}}
-    return httpx.get(base + "/auth", headers=headers)
+def private(name: str) -> bytes:
+    """A private object's bytes: its own name, so a test tells objects apart, and the canary."""
+    return b"private " + name.encode() + b" " + CANARY
+
+
+# --- /auth itself, called as an ASGI app: the header rules -----------------------------
+
+
+class Answer:
+    """One ASGI response, its headers as a list (repeats kept) and a dict."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        start = messages[0]
+        self.status: int = start["status"]
+        self.header_list = [(k.decode(), v.decode("utf-8")) for k, v in start["headers"]]
+        self.headers = dict(self.header_list)
+        self.body = b"".join(m.get("body", b"") for m in messages[1:])
+
+    @property
+    def code(self) -> str:
+        return str(json.loads(self.body)["error"]["code"])
+
+
+def call(app: Any, headers: list[tuple[str, str]], *, path: str = "/auth") -> Answer:
+    """One GET through an ASGI callable (edge's app, or a handler with an exchange)."""
+    scope: Scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "client": ("127.0.0.1", 50000),
+        "headers": [(k.lower().encode(), v.encode("utf-8")) for k, v in headers],
+    }
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    async def run() -> None:
+        if isinstance(app, AuthHandler):
+            await app(scope, receive, send, Exchange())
+        else:
+            await app(scope, receive, send)
+
+    asyncio.run(run())
+    return Answer(messages)
+
+
+@contextmanager
+def edge_app(world: World, **overrides: str) -> Iterator[tuple[Edge, CountingStorage]]:
+    """Edge's whole ASGI app on the world's folder, storage reads counted."""
+    assert world.root is not None
+    storage = CountingStorage(FileStorage(world.root))
+    yield Edge(world.settings(**overrides), storage=storage), storage
+    assert storage.reads == [], "a verdict never touches storage"
+
+
+def assert_denied(answer: Answer, code: str) -> None:
+    assert answer.status == 403, answer.body
+    assert answer.headers["x-edge-error"] == code
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert json.loads(answer.body) == {
+        "error": {
+            "code": code,
+            "message": json.loads(answer.body)["error"]["message"],
+            "status": 403,
+        }
+    }
+
+
+FAMILIES = {"X-Original-URI": "X-Original-Method", "X-Forwarded-Uri": "X-Forwarded-Method"}
 
 
 @pytest.mark.parametrize("world", ["file"], indirect=True)
-def test_auth_verdicts_without_storage(world: World) -> None:
-    private = world.put("private", "alice", "secret.png", SECRET)
+@pytest.mark.parametrize("configured", list(FAMILIES))
+def test_auth_reads_the_uri_from_the_configured_header_only(world: World, configured: str) -> None:
+    other = next(name for name in FAMILIES if name != configured)
+    mallory = world.sign(world.put("private", "mallory", "own.png", private("own")))
+    bob = world.put("private", "bob", "secret.png", private("secret"))
+    with edge_app(world, EDGE_AUTH_URI_HEADER=configured) as (app, _):
+        granted = call(app, [(configured, mallory)])
+        assert granted.status == 200 and granted.headers["x-edge-object"] == "mallory/own.png"
+        assert granted.headers["x-edge-visibility"] == "private"
+        # The client's header of the other family (passed on by the proxy) is never read,
+        # before or after the proxy's own.
+        for headers in (
+            [(other, mallory), (configured, bob)],
+            [(configured, bob), (other, mallory)],
+        ):
+            judged = call(app, headers)
+            assert judged.status == 200
+            assert judged.headers["x-edge-visibility"] == "public"
+            assert judged.headers["x-edge-object"] == "bob/secret.png"
+        assert_denied(call(app, [(other, mallory)]), "BAD_REQUEST")
+        assert_denied(
+            call(app, [("X_" + configured[2:].replace("-", "_"), mallory)]), "BAD_REQUEST"
+        )
+        assert_denied(call(app, []), "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+@pytest.mark.parametrize("configured", list(FAMILIES))
+def test_auth_refuses_its_headers_given_twice(world: World, configured: str) -> None:
+    mallory = world.sign(world.put("private", "mallory", "own.png", private("own")))
+    bob = "/i/bob/secret.png"
+    method = FAMILIES[configured]
+    with edge_app(world, EDGE_AUTH_URI_HEADER=configured) as (app, _):
+        for headers in (
+            [(configured, mallory), (configured, bob)],
+            [(configured, bob), (configured, mallory)],
+            [(configured, mallory), (configured, mallory)],
+            [(configured.upper(), mallory), (configured.lower(), mallory)],
+            [(configured, mallory), (method, "GET"), (method, "GET")],
+        ):
+            assert_denied(call(app, headers), "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+@pytest.mark.parametrize("configured", list(FAMILIES))
+def test_auth_reads_the_method_of_its_uri_header_family(world: World, configured: str) -> None:
+    public = world.put("public", "alice", "photo.png", PNG)
+    method = FAMILIES[configured]
+    other = next(FAMILIES[name] for name in FAMILIES if name != configured)
+    with edge_app(world, EDGE_AUTH_URI_HEADER=configured) as (app, _):
+        for value in ("GET", "HEAD"):
+            assert call(app, [(configured, public), (method, value)]).status == 200
+        assert call(app, [(configured, public)]).status == 200  # no method header: the proxy's
+        for value in ("POST", "get", "PROPFIND", ""):
+            assert_denied(call(app, [(configured, public), (method, value)]), "METHOD_NOT_ALLOWED")
+        # The other family's method header may be the client's: it is ignored.
+        assert call(app, [(configured, public), (other, "POST")]).status == 200
+
+
+@pytest.mark.parametrize(
+    ("uri_header", "expected"),
+    [
+        ("X-Original-URI", "x-original-method"),
+        ("X-Forwarded-Uri", "x-forwarded-method"),
+        ("x-original-url", "x-original-method"),
+        ("X-Auth-Request-Uri", "x-auth-request-method"),
+        ("Uri", "method"),
+    ],
+)
+def test_method_header_is_the_uri_headers_family(uri_header: str, expected: str) -> None:
+    assert method_header(uri_header) == expected
+
+
+NAMES = [
+    "café au lait.png",
+    "a?b.png",
+    "100%.png",
+    "100%25.png",
+    "x#y.png",
+    "semi;colon.png",
+    "quote\"'.png",
+    "plus+sign.png",
+    " lead.png",
+    "日本.png",
+    "nested/deeper/x.png",
+    ".hidden.png",
+]
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_auth_names_the_object_it_judged(world: World) -> None:
+    with edge_app(world) as (app, _):
+        for name in NAMES:
+            signed = world.sign(f"/i/bob/{name}")
+            granted = call(app, [("x-original-uri", signed)])
+            assert granted.status == 200, name
+            assert granted.headers["x-edge-object"] == f"bob/{name}"
+            unsigned = call(app, [("x-original-uri", quote_path(f"/i/bob/{name}"))])
+            assert unsigned.headers["x-edge-object"] == f"bob/{name}"
+        # nginx drops a header value's trailing spaces: such a name gets no verdict.
+        for name in ("t.png ", "t.png  "):
+            assert_denied(
+                call(app, [("x-original-uri", world.sign(f"/i/bob/{name}"))]), "BAD_REQUEST"
+            )
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+@pytest.mark.parametrize("cors", ["on", "off"])
+def test_auth_tells_the_proxy_edges_cors_policy(world: World, cors: str) -> None:
+    expected = "*" if cors == "on" else None
+    with edge_app(world, EDGE_CORS=cors) as (app, _):
+        for uri in ("/i/alice/photo.png", "/i/alice/%2e%2e/x.png"):
+            answer = call(app, [("x-original-uri", uri)])
+            assert answer.headers.get("x-edge-allow-origin") == expected
+            assert "access-control-allow-origin" not in answer.headers, "the verdict, not a page"
+
+
+def test_auth_handler_needs_only_a_verifier_and_a_cache_policy() -> None:
+    asked: list[tuple[bool, Grant | None]] = []
+
+    def cache_control(*, private: bool, grant: Grant | None) -> Header:
+        asked.append((private, grant))
+        return (b"cache-control", b"private, max-age=7")
+
+    settings = Settings.from_env({"EDGE_SIGNING_KEYS": KEYS})
+    verifier = Verifier(parse_keyring(KEYS), max_ttl=settings.max_ttl)
+    handler = AuthHandler(verifier, cache_control, settings)
+    key = parse_keyring(KEYS).signing_key
+    assert key is not None
+    signed = sign_url("/i/a/b.png", key=key, exp=int(time.time()) + 60)
+    answer = call(handler, [("x-original-uri", signed)])
+    assert answer.status == 200 and answer.headers["x-edge-cache-control"] == "private, max-age=7"
+    assert asked and asked[0][0] is True
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_auth_verdicts_over_http(world: World) -> None:
+    secret = world.put("private", "alice", "secret.png", SECRET)
     base = world.serve(EDGE_PRIVATE_MAX_AGE="120")
-    public = verdict(base, "/i/alice/photo.png?v=2")
+
+    def verdict(uri: str, header: str = "x-original-uri", **extra: str) -> httpx.Response:
+        headers = {header: uri, **{k.replace("_", "-"): v for k, v in extra.items()}}
+        return httpx.get(base + "/auth", headers=headers)
+
+    public = verdict("/i/alice/photo.png?v=2")
     assert public.status_code == 200 and public.content == b""
     assert public.headers["x-edge-visibility"] == "public"
+    assert public.headers["x-edge-object"] == "alice/photo.png"
     assert public.headers["x-edge-cache-control"] == "public, max-age=86400"
-    signed = verdict(base, world.sign(private), header="x-forwarded-uri")
+    assert public.headers["x-edge-allow-origin"] == "*"
+    signed = verdict(world.sign(secret))
     assert signed.headers["x-edge-visibility"] == "private"
     assert signed.headers["x-edge-cache-control"] == "private, max-age=120"
     for uri, code in [
-        (world.sign(private).replace("sig=", "sig=x"), "SIGNATURE_INVALID"),
-        (world.sign(private, exp=int(time.time()) - 1), "SIGNATURE_EXPIRED"),
+        (world.sign(secret).replace("sig=", "sig=x"), "SIGNATURE_INVALID"),
+        (world.sign(secret, exp=int(time.time()) - 1), "SIGNATURE_EXPIRED"),
         ("/i/alice/%2e%2e/bob/x.png", "BAD_REQUEST"),
         ("/i/alice", "BAD_REQUEST"),
     ]:
-        denied = verdict(base, uri)
+        denied = verdict(uri)
         assert denied.status_code == 403, uri
         assert denied.headers["x-edge-error"] == code
         assert denied.json() == {
             "error": {"code": code, "message": denied.json()["error"]["message"], "status": 403}
         }
     assert httpx.get(base + "/auth").headers["x-edge-error"] == "BAD_REQUEST"
+    assert verdict(world.sign(secret), header="x-forwarded-uri").headers["x-edge-error"] == (
+        "BAD_REQUEST"
+    )
     assert (
-        verdict(base, "/i/alice/photo.png", x_original_method="POST").headers["x-edge-error"]
+        verdict("/i/alice/photo.png", x_original_method="POST").headers["x-edge-error"]
         == "METHOD_NOT_ALLOWED"
     )
+    # Two copies that differ only in case are one header, given twice.
+    status, headers, _ = raw_request(
+        base,
+        "/auth",
+        headers=[("X-Original-URI", world.sign(secret)), ("x-original-uri", "/i/alice/p.png")],
+    )
+    assert status == 403 and ("x-edge-error", "BAD_REQUEST") in headers
     assert world.storage_reads() == [], "a verdict never touches storage"
 
 
-@pytest.mark.parametrize("world", ["file"], indirect=True)
-def test_nginx_serves_files_on_edges_verdict(world: World, tmp_path: Path) -> None:
+# --- the shipped config, read ----------------------------------------------------------
+
+
+def config_blocks(name: str) -> list[str]:
+    """The bodies of every ``name {...}`` block (no nested braces inside)."""
+    return re.findall(rf"^\s*{name} \{{([^{{}}]*)\}}", CONFIG, re.MULTILINE)
+
+
+def test_config_types_are_edges_image_types() -> None:
+    tables = [body for body in config_blocks("types") if body.strip()]
+    assert len(tables) == 1, "one table: the image location's"
+    types: dict[str, str] = {}
+    for line in tables[0].strip().splitlines():
+        media_type, *extensions = line.strip().rstrip(";").split()
+        for extension in extensions:
+            assert extension not in types, extension
+            types[extension] = media_type
+    assert types == IMAGE_TYPES
+    assert re.search(r"^\s*types \{\}\s*\n\s*default_type application/json;", CONFIG, re.M)
+    assert "default_type application/octet-stream;" in CONFIG
+    assert "include" not in CONFIG, "no mime.types: its text/html would render uploads"
+
+
+def test_config_error_bodies_are_edges() -> None:
+    kinds = {kind.code: kind for kind in vars(errors).values() if _is_error(kind)}
+    bodies = re.findall(r"return (\d+) '(\{.*\})';", CONFIG)
+    assert len(bodies) >= 8
+    for status, body in bodies:
+        code = json.loads(body)["error"]["code"]
+        kind = kinds[code]
+        assert int(status) == kind.status, code
+        assert body.encode() == error_body(code, kind.message, kind.status), code
+
+
+def _is_error(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, errors.EdgeError)
+
+
+def test_config_asks_edge_with_its_own_headers_only() -> None:
+    (auth,) = re.findall(r"location = /_edge/auth \{([^}]*)\}", CONFIG)
+    assert "proxy_pass_request_headers off;" in auth
+    assert "proxy_pass_request_body off;" in auth
+    uri_header = Settings.from_env({}).auth_uri_header
+    set_headers = {
+        name.lower(): value for name, value in re.findall(r"proxy_set_header (\S+) (\S+);", auth)
+    }
+    assert set_headers[uri_header] == "$request_uri"
+    assert set_headers[method_header(uri_header)] == "$request_method"
+    # Storage only under /i/: one root, inside that location.
+    assert len(re.findall(r"^\s*root ", CONFIG, re.MULTILINE)) == 1
+    (images,) = re.findall(r"location /i/ \{(.*?)\n        \}", CONFIG, re.DOTALL)
+    assert "root /srv/images;" in images and "disable_symlinks on;" in images
+    assert "try_files /$edge_folder/$edge_file /public/$edge_file =404;" in images
+    # Every code a refusal can carry has its page.
+    (denied,) = re.findall(r"location = /_edge/denied \{(.*?)\n        \}", CONFIG, re.DOTALL)
+    assert set(re.findall(r"\$edge_error = (\w+)", denied)) == {
+        "SIGNATURE_INVALID",
+        "SIGNATURE_EXPIRED",
+        "BAD_REQUEST",
+        "METHOD_NOT_ALLOWED",
+    }
+
+
+# --- the shipped config, run: nothing private leaks ---------------------------------------
+
+
+class Client:
+    """Requests to nginx; every body is scanned for the canary."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.seen = 0
+
+    def get(
+        self,
+        target: str,
+        *,
+        method: str = "GET",
+        headers: list[tuple[str, str]] | None = None,
+        granted: bytes | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """``granted``: the one private object this request may receive, whole."""
+        status, received, body = raw_request(self.base, target, method=method, headers=headers)
+        self.seen += 1
+        if granted is not None:
+            assert (status, body) == (200, granted), (target, headers, status, body[:200])
+        else:
+            assert CANARY not in body, (target, headers, status)
+        return status, received, body
+
+    def error(
+        self,
+        target: str,
+        status: int,
+        code: str,
+        *,
+        method: str = "GET",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> dict[str, str]:
+        """An error in edge's shape; returns its headers (each must appear once)."""
+        got, received, body = self.get(target, method=method, headers=headers)
+        assert got == status, (target, headers, got, body[:200])
+        answer = dict(received)
+        assert len(answer) == len(received), received
+        assert answer["content-type"] == "application/json", target
+        assert answer["cache-control"] == "no-store", target
+        assert answer["x-content-type-options"] == "nosniff", target
+        if method != "HEAD":
+            assert json.loads(body) == {
+                "error": {
+                    "code": code,
+                    "message": json.loads(body)["error"]["message"],
+                    "status": status,
+                }
+            }, (target, body)
+        return answer
+
+
+def stock(world: World) -> dict[str, bytes]:
+    """The objects every nginx test serves: private ones named after themselves."""
+    objects = {
+        "public/alice/photo.png": PNG,
+        "public/alice/logo.svg": svg(),
+        "public/alice/page.html": b"<script>alert(document.domain)</script>",
+        "public/alice/notes.txt": b"plain text",
+        "public/alice/noext": PNG,
+        "public/alice/PHOTO.JPG": PNG,
+        "public/alice/both.png": PNG,
+        "private/alice/both.png": private("both"),
+        "private/bob/secret.png": private("secret"),
+        "private/bob/secret.svg": private("secret.svg"),
+        "private/bob/secret.html": private("secret.html"),
+        "private/mallory/own.png": private("own"),
+    }
+    for key, data in objects.items():
+        visibility, user, file = key.split("/", 2)
+        world.put(visibility, user, file, data)
     assert world.root is not None
-    public = world.put("public", "alice", "photo.png", PNG)
-    private = world.put("private", "alice", "secret.png", SECRET)
-    both = world.put("public", "alice", "both.png", PNG)
-    world.put("private", "alice", "both.png", SECRET)
-    accented = world.put("private", "bob", "café au lait.png", SECRET)
-    world.put("public", "alice", "logo.svg", svg())
     (world.root / "public" / "alice" / "leak.png").symlink_to(
-        world.root / "private" / "alice" / "secret.png"
+        world.root / "private" / "bob" / "secret.png"
     )
-    edge = world.serve()
+    return objects
+
+
+@contextmanager
+def behind_nginx(
+    world: World, tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> Iterator[tuple[Client, str]]:
+    """nginx with the shipped config in front of one edge; yields the client, and the URL of
+    another edge with the same settings that serves the same folder itself (to compare)."""
+    direct = world.serve(**settings)
+    edge = world.serve(**settings)  # storage_reads() counts this one's
     with run_nginx(
         "auth-request.conf",
-        tmp_path / "nginx",
+        tmp_path_factory.mktemp("nginx"),  # outside the storage folder
         upstreams=[edge.removeprefix("http://")],
         root=world.root,
     ) as base:
-        ok = httpx.get(base + public)
-        assert ok.status_code == 200 and ok.content == PNG
-        assert ok.headers["cache-control"] == "public, max-age=86400"
-        assert ok.headers["x-content-type-options"] == "nosniff"
-        signed = httpx.get(base + world.sign(private))
-        assert signed.status_code == 200 and signed.content == SECRET
-        assert signed.headers["cache-control"].startswith("private, max-age=")
-        assert httpx.get(base + world.sign(both)).content == SECRET
-        assert httpx.get(base + both).content == PNG
-        assert httpx.get(base + world.sign(accented)).content == SECRET
-        svg_response = httpx.get(base + "/i/alice/logo.svg")
-        assert svg_response.headers["content-security-policy"].startswith("default-src 'none'")
-        for url, status, code in [
-            (private, 404, None),
-            ("/i/alice/leak.png", 404, None),
-            (world.sign(private).replace("sig=", "sig=x"), 403, "SIGNATURE_INVALID"),
-            (world.sign(private, exp=int(time.time()) - 1), 403, "SIGNATURE_EXPIRED"),
-        ]:
-            response = httpx.get(base + url)
-            assert response.status_code == status, url
-            assert CANARY not in response.content
-            assert response.headers["cache-control"] == "no-store"
-            if code:
-                assert response.json()["error"]["code"] == code
-                assert response.headers["x-edge-error"] == code
-        status, _, body = raw_get(base, "/i/alice/%2e%2e/alice/secret.png")
-        assert status in (400, 403) and CANARY not in body
-        assert httpx.post(base + public).status_code == 403
+        client = Client(base)
+        yield client, direct
+        assert client.seen
     assert world.storage_reads() == [], "nginx read the files; edge only judged"
+
+
+#: Paths outside /i/, or that nginx normalises out of it: the storage folder must stay out of
+#: reach whatever nginx makes of them.
+OUTSIDE = [
+    "/private/bob/secret.png",
+    "//private/bob/secret.png",
+    "/%70rivate/bob/secret.png",
+    "/%2Fprivate/bob/secret.png",
+    "/private%2Fbob%2Fsecret.png",
+    "/./private/bob/secret.png",
+    "/i/../private/bob/secret.png",
+    "/x/../private/bob/secret.png",
+    "/i/alice/../../private/bob/secret.png",
+    "/i/%2e%2e/private/bob/secret.png",
+    "/i/%2E%2E/private/bob/secret.png",
+    "/i/./../private/bob/secret.png",
+    "/i%2F..%2Fprivate%2Fbob%2Fsecret.png",
+    "/i/..%2Fprivate%2Fbob%2Fsecret.png",
+    "/i/bob/..%2F..%2Fprivate%2Fbob%2Fsecret.png",
+    "/public/alice/photo.png",
+    "/public/alice/page.html",
+    "/private/",
+    "/public/",
+    "/",
+    "/I/bob/secret.png",
+    "http://evil.example/private/bob/secret.png",
+    "/auth",
+    "/_edge/auth",
+    "/_edge/denied",
+    "/healthz",
+    "/metrics",
+    "/nginx.conf",
+]
+#: Paths under /i/ that edge refuses to judge.
+MALFORMED = [
+    "/i/",
+    "/i/bob",
+    "/i/bob/",
+    "/i//bob/secret.png",
+    "/i/bob//secret.png",
+    "/i/bob/secret.png/",
+    "/i/bob/./secret.png",
+    "/i/alice/../bob/secret.png",
+    "/i/alice/%2e%2e/bob/secret.png",
+    "/i/alice/%2e%2e%2fbob%2fsecret.png",
+    "/i/bob/secret.png%00",
+    "/i/bob/a%5Cb.png",
+    "/i/bob/%ff.png",
+    "/i/.bob/secret.png",
+    "/i/bob/secret.png/..",
+]
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_nginx_serves_no_storage_path_of_its_own(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stock(world)
+    signature = world.sign("/i/bob/secret.png").partition("?")[2]
+    with behind_nginx(world, tmp_path_factory) as (client, _):
+        for target in OUTSIDE:
+            for method in ("GET", "HEAD"):
+                status, _, _ = client.get(target, method=method)
+                assert status in (400, 404), target
+                client.error(
+                    target, status, "BAD_REQUEST" if status == 400 else "NOT_FOUND", method=method
+                )
+            # A valid signature for the object does not help a path that is not its own.
+            client.get(f"{target}?{signature}")
+        for target in MALFORMED:
+            client.error(target, 400, "BAD_REQUEST")
+            client.error(f"{target}?{signature}", 400, "BAD_REQUEST")
+        client.error("/i/bob/secret.png", 404, "NOT_FOUND")
+        client.error("/i/alice/leak.png", 404, "NOT_FOUND")  # a symlink to a private file
+        client.error("/i/bob%2Fsecret.png", 404, "NOT_FOUND")  # edge decodes: bob/secret.png
+        status, _, body = client.get("/i/alice/photo.png")
+        assert (status, body) == (200, PNG)
+
+
+#: Headers a client may send to change what /auth judges; nginx must pass none of them on.
+def smuggled(uri: str, method: str = "GET") -> list[list[tuple[str, str]]]:
+    return [
+        [("X-Forwarded-Uri", uri)],
+        [("X-Original-URI", uri)],
+        [("x-original-uri", uri)],
+        [("X-ORIGINAL-URI", uri)],
+        [("X-Original-Uri", uri), ("X-Original-Uri", uri)],
+        [("X-Forwarded-Uri", uri), ("X-Original-URI", uri)],
+        [("X-Original-URI", uri), ("X-Forwarded-Uri", uri), ("x-forwarded-uri", uri)],
+        [("X_Original_URI", uri), ("X_Forwarded_Uri", uri)],
+        [("X-Original-URL", uri), ("X-Rewrite-URL", uri), ("X-Auth-Request-Uri", uri)],
+        [("X-Original-Method", method), ("X-Forwarded-Method", method)],
+        [("X-Original-URI", uri), ("X-Original-Method", method)],
+        [("X-Edge-Visibility", "private"), ("X-Edge-Object", "bob/secret.png")],
+    ]
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_no_client_header_changes_the_verdict(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    objects = stock(world)
+    own = world.sign("/i/mallory/own.png")  # mallory's one valid signed URL
+    with behind_nginx(world, tmp_path_factory) as (client, _):
+        for headers in smuggled(own):
+            client.error("/i/bob/secret.png", 404, "NOT_FOUND", headers=headers)
+            client.error("/i/bob/secret.png?sig=x&exp=1", 403, "SIGNATURE_INVALID", headers=headers)
+        for headers in smuggled("/i/bob/secret.png"):
+            client.get(own, headers=headers, granted=objects["private/mallory/own.png"])
+        for headers in smuggled("/i/alice/photo.png", method="GET"):
+            client.error(
+                "/i/alice/photo.png", 405, "METHOD_NOT_ALLOWED", method="POST", headers=headers
+            )
+        for headers in smuggled("/i/alice/photo.png", method="POST"):
+            status, _, body = client.get("/i/alice/photo.png", headers=headers)
+            assert (status, body) == (200, PNG)
+
+
+#: (path, signed): every type of answer, public and private.
+SERVED = [
+    ("/i/alice/photo.png", False),
+    ("/i/alice/PHOTO.JPG", False),
+    ("/i/alice/logo.svg", False),
+    ("/i/alice/page.html", False),
+    ("/i/alice/notes.txt", False),
+    ("/i/alice/noext", False),
+    ("/i/alice/both.png", False),
+    ("/i/alice/both.png", True),
+    ("/i/alice/photo.png", True),  # signed, no private object: the public one
+    ("/i/bob/secret.png", True),
+    ("/i/bob/secret.svg", True),
+    ("/i/bob/secret.html", True),
+]
+COMPARED = (
+    "content-type",
+    "content-disposition",
+    "content-security-policy",
+    "x-content-type-options",
+    "access-control-allow-origin",
+    "cache-control",
+    "accept-ranges",
+    "allow",
+    "content-range",
+)
+
+
+def policy(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The header policy of a response: each compared header with all its values."""
+    found: dict[str, list[str]] = {}
+    for name, value in headers:
+        if name in COMPARED:
+            found.setdefault(name, []).append(value)
+    return found
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+@pytest.mark.parametrize("cors", ["on", "off"])
+def test_nginx_answers_as_edge_does(
+    world: World, tmp_path_factory: pytest.TempPathFactory, cors: str
+) -> None:
+    objects = stock(world)
+    with behind_nginx(world, tmp_path_factory, EDGE_CORS=cors) as (client, edge):
+        for path, signed in SERVED:
+            target = world.sign(path, expires_in=LONG) if signed else quote_path(path)
+            key = ("private" if signed else "public") + path[2:]
+            granted = objects.get(key) if key.startswith("private/") else None
+            for method in ("GET", "HEAD"):
+                allowed = granted if method == "GET" else None
+                status, headers, body = client.get(target, method=method, granted=allowed)
+                direct = raw_request(edge, target, method=method)
+                assert (status, body) == direct[::2], target
+                assert policy(headers) == policy(direct[1]), (method, target)
+        expired = world.sign("/i/bob/secret.png", exp=int(time.time()) - 5)
+        for target, method, status, code in [
+            ("/i/alice/missing.png", "GET", 404, "NOT_FOUND"),
+            ("/i/alice/missing.svg", "GET", 404, "NOT_FOUND"),
+            ("/i/bob/secret.png", "GET", 404, "NOT_FOUND"),
+            ("/i/bob/secret.png", "HEAD", 404, "NOT_FOUND"),
+            (
+                world.sign("/i/bob/secret.png").replace("sig=", "sig=x"),
+                "GET",
+                403,
+                "SIGNATURE_INVALID",
+            ),
+            (expired, "GET", 403, "SIGNATURE_EXPIRED"),
+            ("/i/alice/%2e%2e/x.png", "GET", 400, "BAD_REQUEST"),
+            ("/i/alice", "GET", 400, "BAD_REQUEST"),
+            ("/i/alice/photo.png", "POST", 405, "METHOD_NOT_ALLOWED"),
+            ("/i/alice/photo.png", "DELETE", 405, "METHOD_NOT_ALLOWED"),
+            ("/i/bob/secret.png", "PUT", 405, "METHOD_NOT_ALLOWED"),
+            ("/nope", "GET", 404, "NOT_FOUND"),
+            ("/private/bob/secret.png", "GET", 404, "NOT_FOUND"),
+        ]:
+            answer = client.error(target, status, code, method=method)
+            direct_status, direct_headers, direct_body = raw_request(edge, target, method=method)
+            assert direct_status == status, target
+            assert policy(list(answer.items())) == policy(direct_headers), (method, target)
+            if method != "HEAD":
+                _, _, body = client.get(target, method=method)
+                assert body == direct_body, target
+        # A range nginx cannot satisfy: edge's error, Content-Range and no-store. nginx adds
+        # an image's headers before its range filter fails, so the image's Cache-Control
+        # comes first (no-store prevails) and its type headers stay: see the config.
+        for path in ("/i/alice/photo.png", "/i/alice/logo.svg"):
+            target = quote_path(path)
+            range_past_end = [("Range", "bytes=100000-")]
+            status, received, body = client.get(target, headers=range_past_end)
+            direct = raw_request(edge, target, headers=range_past_end)
+            assert status == direct[0] == 416 and body == direct[2]
+            got, want = policy(received), policy(direct[1])
+            assert got["content-type"] == want["content-type"] == ["application/json"]
+            assert got["content-range"] == want["content-range"]
+            assert got["x-content-type-options"] == ["nosniff"]
+            assert got.get("access-control-allow-origin") == want.get("access-control-allow-origin")
+            assert got["cache-control"][-1] == "no-store"
+        # One range: 206 with the image's headers.
+        status, received, body = client.get("/i/alice/photo.png", headers=[("Range", "bytes=1-4")])
+        direct = raw_request(edge, "/i/alice/photo.png", headers=[("Range", "bytes=1-4")])
+        assert status == direct[0] == 206 and body == direct[2] == PNG[1:5]
+        got, want = policy(received), policy(direct[1])
+        assert want.pop("accept-ranges") == ["bytes"] and "accept-ranges" not in got  # nginx's 206
+        assert got == want
+        # Revalidation keeps the caching of the visibility.
+        signed_url = world.sign("/i/bob/secret.png", expires_in=LONG)
+        _, received, _ = client.get(signed_url, granted=objects["private/bob/secret.png"])
+        etag = dict(received)["etag"]
+        status, received, _ = client.get(signed_url, headers=[("If-None-Match", etag)])
+        assert status == 304 and dict(received)["cache-control"] == "private, max-age=3600"
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_nginx_serves_exactly_the_object_edge_named(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    decoys = ["a", "100", "x", "semi", "t.png", "quote", "plus", "lead.png"]
+    for name in [*NAMES, *decoys, "t.png "]:
+        world.put("private", "bob", name, private(name))
+    with behind_nginx(world, tmp_path_factory) as (client, _):
+        for name in NAMES:
+            client.get(world.sign(f"/i/bob/{name}"), granted=private(name))
+            client.error(quote_path(f"/i/bob/{name}"), 404, "NOT_FOUND")
+        # A name nginx would shorten (a trailing space) gets no verdict, not another object.
+        client.error(world.sign("/i/bob/t.png "), 400, "BAD_REQUEST")
+
+
+def fake_edge(status: int, headers: list[tuple[bytes, bytes]]) -> Any:
+    """An /auth that answers one fixed verdict: what nginx does with a broken one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_nginx_without_a_sound_verdict_serves_nothing(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stock(world)
+    target = world.sign("/i/bob/secret.png")
+    down = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with run_nginx(
+        "auth-request.conf", tmp_path_factory.mktemp("nginx"), upstreams=[down], root=world.root
+    ) as base:
+        client = Client(base)
+        for path in (target, "/i/alice/photo.png"):
+            answer = client.error(path, 502, "STORAGE_ERROR")
+            assert "access-control-allow-origin" not in answer
+        client.error("/private/bob/secret.png", 404, "NOT_FOUND")
+    private_verdict = [(b"x-edge-visibility", b"private")]
+    for status, headers, expected in [
+        (200, [], (404, "NOT_FOUND")),
+        (200, [*private_verdict, (b"x-edge-object", b"")], (404, "NOT_FOUND")),
+        (200, [*private_verdict, (b"x-edge-object", b"bob/")], (404, "NOT_FOUND")),
+        (200, [*private_verdict, (b"x-edge-object", b"bob")], (404, "NOT_FOUND")),
+        (200, [*private_verdict, (b"x-edge-object", b"/bob/secret.png")], (404, "NOT_FOUND")),
+        (200, [(b"x-edge-object", b"bob/../../private/bob/secret.png")], (404, "NOT_FOUND")),
+        (200, [(b"x-edge-object", b"../private/bob/secret.png")], (404, "NOT_FOUND")),
+        (200, [(b"x-edge-object", b"bob/./secret.png")], (404, "NOT_FOUND")),
+        (403, [], (502, "STORAGE_ERROR")),
+        (403, [(b"x-edge-error", b"SOMETHING_NEW")], (502, "STORAGE_ERROR")),
+        (503, [], (502, "STORAGE_ERROR")),
+        (404, [], (502, "STORAGE_ERROR")),
+        (401, [], (502, "STORAGE_ERROR")),
+    ]:
+        with (
+            run_uvicorn(fake_edge(status, headers)) as fake,
+            run_nginx(
+                "auth-request.conf",
+                tmp_path_factory.mktemp("nginx"),
+                upstreams=[fake.removeprefix("http://")],
+                root=world.root,
+            ) as base,
+        ):
+            client = Client(base)
+            client.error("/i/bob/secret.png", *expected)
+            client.error(target, *expected)
