@@ -7,7 +7,6 @@ nothing malformed ever reaches the storage server.
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
@@ -151,11 +150,11 @@ def if_range_holds(if_range: str | None, *, etag: str, last_modified: int) -> bo
 
 
 def guess_type(name: str) -> str:
-    """Media type from the file name: the fixed image table first, then mimetypes."""
+    """Media type from the file name: the fixed image table, else a download. Never the
+    machine's mimetypes: which extensions render inline must not differ between hosts (nor
+    between edge and the nginx config that reproduces this table)."""
     extension = name.rpartition(".")[2].lower() if "." in name else ""
-    return (
-        IMAGE_TYPES.get(extension) or mimetypes.guess_type(name, strict=False)[0] or _FALLBACK_TYPE
-    )
+    return IMAGE_TYPES.get(extension, _FALLBACK_TYPE)
 
 
 def effective_type(stored: str | None, name: str) -> str:

@@ -27,7 +27,7 @@ from edge.errors import (
     StorageTimeout,
 )
 from edge.http import effective_type, parse_range
-from edge.limits import ReadSlots
+from edge.limits import Lease, ReadSlots
 from edge.memo import Memo
 from edge.observe import Exchange, Metrics
 from edge.paths import request_path
@@ -48,6 +48,10 @@ from edge.storage.base import NO_CONDITIONS, decide, read_whole
 log = logging.getLogger("edge")
 #: Longer raw paths are validated every time, never remembered.
 PATH_MEMO_KEY_BYTES = 1024
+#: Seconds a client may leave a chunk untaken before its download lets go of storage and
+#: of its read slot until the client reads again (see ImageHandler._stream). A client
+#: faster than 64 KiB a second never pauses; a slower one costs a ranged read per pause.
+STALL_SECONDS = 1.0
 
 
 class ImageHandler:
@@ -131,14 +135,15 @@ class ImageHandler:
                         reply, private, grant, path, head, receive, send, exchange, entry
                     )
                     return
-            await self.slots.acquire()
+            lease = Lease(self.slots)
+            await lease.take()
         except Exception as error:
             await self._fail(send, error, head, scope.get("path", ""), exchange)
             return
         try:
-            await self._serve(path, grant, conditions, head, receive, send, exchange)
+            await self._serve(path, grant, conditions, head, receive, send, exchange, lease)
         finally:
-            self.slots.release()
+            lease.give_back()
 
     def _validate(self, raw: bytes) -> str:
         """Decode and check a raw path (raising if it breaks the rules), kept for the next
@@ -157,14 +162,15 @@ class ImageHandler:
         receive: Receive,
         send: Send,
         exchange: Exchange,
+        lease: Lease,
     ) -> None:
-        """Read storage and answer, holding a read slot (released by the caller)."""
+        """Read storage and answer, holding a read slot (given back by the caller)."""
         try:
             reply, private = await self._read(path[3:], grant, conditions, head, exchange)
         except Exception as error:
             await self._fail(send, error, head, path, exchange)
             return
-        await self._answer(reply, private, grant, path, head, receive, send, exchange)
+        await self._answer(reply, private, grant, path, head, receive, send, exchange, lease=lease)
 
     async def _answer(
         self,
@@ -177,6 +183,7 @@ class ImageHandler:
         send: Send,
         exchange: Exchange,
         entry: Entry | None = None,
+        lease: Lease | None = None,
     ) -> None:
         if entry is not None and reply.status == 200:  # a cached whole object: headers once
             cached = entry.headers
@@ -193,7 +200,9 @@ class ImageHandler:
             await send({"type": "http.response.body", "body": body})
             exchange.sent = len(body)
         else:
-            await self._stream(reply.body, receive, send, exchange)
+            key = ("private/" if private else "public/") + path[3:]
+            assert lease is not None, "a streamed body comes from storage, under a lease"
+            await self._stream(reply, key, lease, receive, send, exchange)
 
     def _from_cache(
         self, rest: str, grant: Grant | None, conditions: Conditions, head: bool, exchange: Exchange
@@ -317,18 +326,54 @@ class ImageHandler:
             )
         return headers
 
-    async def _stream(self, body: Body, receive: Receive, send: Send, exchange: Exchange) -> None:
+    async def _stream(
+        self,
+        reply: Reply,
+        key: str,
+        lease: Lease,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+    ) -> None:
         """Send a large body chunk by chunk, reading storage only as fast as the client takes it.
+
+        A client that has not taken a chunk after :data:`STALL_SECONDS` is not reading:
+        the download lets go of storage (its connection or file) and gives its read
+        slot back while it waits, up to ``EDGE_SEND_TIMEOUT``, for the client to take
+        that chunk; then it takes a slot again and reads on from where it was, with
+        the object's ETag as a condition. So a slot bounds storage work, and clients
+        that never read cannot hold every slot. (uvicorn's ``send`` waits for the
+        client before it writes anything, so a send given up has written nothing.)
 
         Returning without completing the response makes the server close the
         connection: a client always sees a short body as an error, never as a
         clean end.
         """
+        assert reply.body is not None
+        body: Body | None = reply.body
+        chunks = aiter(reply.body)
+        position = reply.start  # the next byte to send
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            async for chunk in body:
-                async with asyncio.timeout(self.send_timeout):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            while position <= reply.end:
+                if body is None:  # read on, from where the client is
+                    await lease.take()
+                    body = await self.storage.resume(key, reply.stat, position, reply.end)
+                    chunks = aiter(body)
+                    if self.metrics is not None:
+                        self.metrics.stats.resumed += 1
+                chunk = await anext(chunks)
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                try:
+                    async with asyncio.timeout(STALL_SECONDS):
+                        await send(message)
+                except TimeoutError:  # the client is not reading: let go meanwhile
+                    await body.aclose()
+                    body = None
+                    lease.give_back()
+                    async with asyncio.timeout(self.send_timeout):
+                        await send(message)
+                position += len(chunk)
                 exchange.sent += len(chunk)
                 if gone.done():
                     return  # the client went away: stop reading storage
@@ -336,12 +381,19 @@ class ImageHandler:
         except TimeoutError:
             exchange.outcome = "client_too_slow"
             log.warning("client took over %ss for one chunk: disconnected", self.send_timeout)
+        except StopAsyncIteration:
+            exchange.outcome = "storage_aborted"
+            log.warning("storage body of %s ended early, connection aborted", key[:300])
+        except Overloaded:
+            exchange.outcome = "overloaded"
+            log.warning("no read slot to resume a paused download: connection aborted")
         except EdgeError as error:
             exchange.outcome = "storage_aborted"
             log.warning("storage failed mid-body, connection aborted: %s", error.reason)
         finally:
             gone.cancel()
-            await body.aclose()
+            if body is not None:
+                await body.aclose()
 
     async def _fail(
         self, send: Send, error: Exception, head: bool, path: str, exchange: Exchange

@@ -66,6 +66,8 @@ class RequestStats:
         self.in_flight = 0
         #: Connections refused before any request was read, by reason (edge.server).
         self.rejected: dict[str, int] = {}
+        #: Storage reads resumed after a client paused its download (ImageHandler._stream).
+        self.resumed = 0
 
     def record(self, outcome: str, status: int, sent: int, seconds: float, cache: str) -> None:
         row = self.rows.get((outcome, status, cache))
@@ -148,6 +150,11 @@ class StatsCollector(Collector):
         for reason, count in list(stats.rejected.items()):
             rejected.add_metric([reason], count)
         yield rejected
+        yield CounterMetricFamily(
+            "edge_storage_reads_resumed",
+            "Storage reads resumed where a download paused for its client",
+            value=stats.resumed,
+        )
         if self.cache is not None:
             yield GaugeMetricFamily(
                 "edge_cache_bytes", "Memory held by the hot-object cache", value=self.cache.held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -15,9 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from edge.app import Edge
 from edge.observe import STAMP, AccessLog, Exchange, Metrics, Observer, redact
 from edge.proxies import ProxyPolicy
 from edge.samples import png
+from edge.settings import Settings
 from tests.conftest import KEYS, World
 from tests.servers import free_port
 from tests.test_process import clean_env, edge_process, wait_ready
@@ -420,3 +423,26 @@ def test_metrics_are_the_same_with_the_log_on_or_off(monkeypatch: pytest.MonkeyP
         if log is not None:
             log.close()
     assert seen[0] == seen[1] and len(seen[0]) == 2
+
+
+@pytest.mark.parametrize(("mode", "stranger"), [("local", 404), ("on", 200)])
+def test_metrics_are_for_loopback_clients_unless_opened(
+    tmp_path: Path, mode: str, stranger: int
+) -> None:
+    """By default /metrics answers only a peer on this host: the connection's own address,
+    which no forwarded header can change."""
+    env = {"EDGE_STORAGE": str(tmp_path), "EDGE_METRICS": mode, "EDGE_ACCESS_LOG": "off"}
+    app = Edge(Settings.from_env(env))
+
+    async def scrape(peer: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(peer, 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+            return await client.get("/metrics", headers={"x-forwarded-for": "127.0.0.1"})
+
+    for peer, status in [("127.0.0.1", 200), ("::1", 200), ("10.0.0.5", stranger)]:
+        response = asyncio.run(scrape(peer))
+        assert response.status_code == status, peer
+        if status == 404:
+            assert response.json()["error"]["code"] == "NOT_FOUND"
+        else:
+            assert "edge_requests_total" in response.text

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from edge.errors import StorageError
 from edge.http import RangeSpec, if_range_holds, is_not_modified, resolve_range
 
 #: Bodies move in chunks of this size: large enough that per-chunk overhead is
@@ -44,6 +45,25 @@ class Body(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+class Chunk:
+    """A body of one chunk already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> Chunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, None
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    async def aclose(self) -> None:
+        self._data = None
 
 
 async def read_whole(body: Body) -> bytes:
@@ -106,3 +126,22 @@ class Storage(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Raise StorageError or StorageTimeout unless the storage answers."""
+
+    async def resume(self, key: str, stat: Stat, start: int, end: int) -> Body:
+        """Bytes ``start..end`` of the very object ``stat`` describes, for a download that
+        let go of storage while its client was not reading. A replaced object is a
+        StorageError (the download is then cut, never a mix of two objects)."""
+        reply = await self.read(key, Conditions(range=(start, end), if_range=stat.etag), head=False)
+        if (
+            reply.status != 206
+            or reply.stat.etag != stat.etag
+            or (reply.start, reply.end)
+            != (
+                start,
+                end,
+            )
+        ):
+            if reply.body is not None:
+                await reply.body.aclose()
+            raise StorageError(f"{key} changed during a download")
+        return reply.body if reply.body is not None else Chunk(reply.data or b"")
