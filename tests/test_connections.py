@@ -18,6 +18,7 @@ import pytest
 
 from edge.samples import png
 from tests.servers import free_port, open_sockets
+from tests.test_corpus import write_artifact
 from tests.test_process import EDGE, clean_env, peak_rss_kib, stop, wait_ready
 
 PNG = png(16, 16)
@@ -113,6 +114,7 @@ def test_idle_and_half_sent_connections_are_closed(
 ) -> None:
     with edge_server(tmp_path, EDGE_HEADER_TIMEOUT="1") as (base, process):
         port = int(base.rsplit(":", 1)[1])
+        opened = time.monotonic()
         idle = [connect(base, sockets) for _ in range(300)]
         trickling = [connect(base, sockets) for _ in range(20)]
         for sock in trickling:
@@ -129,6 +131,15 @@ def test_idle_and_half_sent_connections_are_closed(
             closed, sent = closed_by_server(sock, within=2)
             assert closed and sent == b"", "closed without an answer, as nginx does"
         assert eventually(lambda: server_connections(process, port) == 0)
+        write_artifact(
+            "bounds-idle",
+            {
+                "idle": len(idle),
+                "trickling": len(trickling),
+                "header_timeout_s": 1,
+                "all_closed_after_s": round(time.monotonic() - opened, 1),
+            },
+        )
         kept = connect(base, sockets)  # a kept-alive connection is judged by its own timeout
         kept.sendall(REQUEST)
         time.sleep(0.2)
@@ -173,6 +184,10 @@ def test_a_connection_flood_under_a_low_file_limit_leaves_the_service_up(
             sock.close()
         time.sleep(0.3)
         assert all(ok(base) for _ in range(20))
+        write_artifact(
+            "bounds-files",
+            {"nofile": 1024, "cap": 700, "opened": len(sockets), "served_after": 20},
+        )
 
 
 def test_a_file_limit_too_low_for_the_cap_stops_the_start(tmp_path: Path) -> None:
@@ -210,7 +225,12 @@ def test_a_huge_header_is_refused_before_it_is_buffered(
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == (
             "HEADERS_TOO_LARGE"
         )
-        assert peak_rss_kib(process.pid) - before < 8 * 1024
+        growth = peak_rss_kib(process.pid) - before
+        assert growth < 8 * 1024
+        write_artifact(
+            "bounds-header",
+            {"bound_bytes": 16 * 1024, "sent_before_refusal": sent, "peak_rss_growth_kib": growth},
+        )
         assert ok(base)
         # Just under the bound is a normal request; one header over it is not.
         fine = httpx.get(base + "/i/alice/photo.png", headers={"x-pad": "p" * 15_000})

@@ -13,6 +13,7 @@ import yaml
 
 from edge.cli import build_parser
 from edge.keys import generate
+from edge.server import RESERVED_FILES
 from edge.settings import Settings, documented
 from tests.nginx import adapt, nginx_binary
 
@@ -36,11 +37,19 @@ def test_dockerfile_runs_a_real_command_with_a_real_healthcheck() -> None:
     assert any(endpoint in health.group(1) for endpoint in ENDPOINTS)
 
 
+def files_needed(env: dict[str, str]) -> int:
+    """Open files an edge with these settings needs (edge.server.fit_open_files)."""
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("EDGE_")})
+    return settings.max_connections + settings.s3_max_connections + RESERVED_FILES
+
+
 def test_systemd_unit_runs_a_real_command() -> None:
     text = (DEPLOY / "edge.service").read_text()
     (line,) = re.findall(r"^ExecStart=(.*)$", text, re.MULTILINE)
     args = build_parser().parse_args(edge_args(line.split()))
     assert args.run.__name__ == "run_serve" and args.workers == 2
+    (limit,) = re.findall(r"^LimitNOFILE=(\d+)$", text, re.MULTILINE)
+    assert int(limit) >= files_needed({}), "systemd's default 1024 cannot hold the connections"
 
 
 # --- Kubernetes, compose and nginx ---------------------------------------------------
@@ -108,6 +117,7 @@ def test_compose_file() -> None:
         )  # required, never defaulted
         env["EDGE_SIGNING_KEYS"] = generate("hs256", "k")[0]
         check_env(env)
+        assert service["ulimits"]["nofile"]["soft"] >= files_needed(env)
         assert (
             env["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
         )

@@ -17,6 +17,7 @@ import pytest
 from edge.logwriter import LineWriter
 from tests.conftest import KEYS
 from tests.servers import free_port
+from tests.test_corpus import write_artifact
 from tests.test_process import EDGE, clean_env, stop, wait_ready
 
 
@@ -63,10 +64,22 @@ def test_a_stalled_log_collector_never_freezes_the_process(tmp_path: Path) -> No
                     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
                         raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
                         assert raw.recv(100).startswith(b"HTTP/1.1 400 ")
-            assert time.monotonic() - started < 20
+            took = time.monotonic() - started
+            assert took < 20
             probe = time.monotonic()
             assert client.get("/healthz").status_code == 200
-            assert time.monotonic() - probe < 1
+            healthz = time.monotonic() - probe
+            assert healthz < 1
+        write_artifact(
+            "bounds-log-stall",
+            {
+                "requests": 400,
+                "malformed": 8,
+                "pipe_bytes": 4096,
+                "seconds": round(took, 2),
+                "healthz_ms": round(healthz * 1000, 1),
+            },
+        )
         # Held, not lost: once someone reads again, every line comes out (this much fits the
         # queues; what would not is dropped and counted, see the test below).
         for read_end, last in [(err_read, b"alice/399.png failed"), (out_read, b"/399.png")]:

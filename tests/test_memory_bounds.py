@@ -22,6 +22,7 @@ from edge.samples import png
 from edge.signing import sign_url
 from tests.conftest import KEYS
 from tests.servers import free_port
+from tests.test_corpus import write_artifact
 from tests.test_process import EDGE, clean_env, stop, wait_ready
 
 CACHE_BYTES = 8 * 1024 * 1024
@@ -97,11 +98,14 @@ def test_floods_of_distinct_requests_stay_within_the_bounds(tmp_path: Path) -> N
         }
         pipelined(port, iter([secret] * 500), 500)  # warm: code paths, allocator, caches
         start = rss_bytes(process.pid)
+        figures: dict[str, object] = {"requests_per_flood": FLOOD, "cache_bytes": CACHE_BYTES}
+        bound = CACHE_BYTES + MEMOS * MEMO_BYTES + ALLOWANCE
         for name, targets in floods.items():
             pipelined(port, targets, FLOOD)
             growth = rss_bytes(process.pid) - start
-            bound = CACHE_BYTES + MEMOS * MEMO_BYTES + ALLOWANCE
+            figures[name] = growth
             assert growth <= bound, f"{name}: RSS grew {growth >> 20} MiB, bound {bound >> 20}"
+        write_artifact("bounds-memory", {**figures, "bound": bound})
     finally:
         stop(process)
 
