@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge.errors import ConfigError, NotFound, RangeNotSatisfiable, StorageError, StorageTimeout
-from edge.http import entity_tags, http_date, parse_http_date, range_header
+from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
 from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide, read_whole
 from edge.storage.sigv4 import Credentials, Signer, object_path
 from edge.storage.wire import Pool, Response
@@ -142,11 +142,11 @@ class S3Storage(Storage):
             headers.append(("if-modified-since", http_date(since)))
         use_range = conditions.range is not None
         if use_range and conditions.if_range is not None:
-            if_range = conditions.if_range.strip()
-            if if_range.startswith('"'):
-                headers.append(("if-match", if_range))
-            elif parse_http_date(if_range) is None:
-                use_range = False  # a weak or unreadable If-Range never holds
+            validator = parse_if_range(conditions.if_range)
+            if validator is None:
+                use_range = False  # a list, a weak tag or garbage never holds: the whole object
+            elif isinstance(validator, str):  # one strong tag, re-rendered: S3 says 412 if not
+                headers.append(("if-match", validator))
         if use_range:
             headers.append(("range", range_header(conditions.range)))  # type: ignore[arg-type]
         try:
