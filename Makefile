@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-NODE_DEPS := tests/browser/node_modules/.package-lock.json
+BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
+S3RVER_DEPS := tests/s3rver/node_modules/.package-lock.json
+NODE_DEPS := $(BROWSER_DEPS) $(S3RVER_DEPS)
 
 .PHONY: install demo test lint bench bench-log bench-instructions reliability clean
 
@@ -14,8 +16,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # playwright-core drives Debian's Chromium; it downloads no browser.
-$(NODE_DEPS): tests/browser/package-lock.json
+$(BROWSER_DEPS): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
+# s3rver: a second S3 server for the storage client's tests, one that keeps connections alive.
+$(S3RVER_DEPS): tests/s3rver/package-lock.json
+	npm ci --prefix tests/s3rver --no-audit --no-fund --loglevel=error
 
 install: $(STAMP) $(NODE_DEPS)
 

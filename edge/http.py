@@ -20,6 +20,8 @@ RangeSpec = tuple[int | None, int | None]
 # One range; the unit is case-insensitive and a list may hold empty elements (RFC 9110 5.6.1).
 _RANGE = re.compile(r"(?i:bytes)[ \t]*=[ \t,]*(\d{0,19})[ \t]*-[ \t]*(\d{0,19})[ \t,]*", re.ASCII)
 _ETAG = re.compile(r'\s*(W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
+# If-Range's entity-tag: exactly one, strong (RFC 9110 13.1.5).
+_STRONG_ETAG = re.compile(r'[ \t]*("[\x21\x23-\x7e\x80-\xff]*")[ \t]*')
 _FALLBACK_TYPE = "application/octet-stream"
 # What S3 and similar stores report for objects uploaded without a type.
 _UNTYPED = frozenset({"", "binary/octet-stream", "application/octet-stream"})
@@ -138,15 +140,25 @@ def is_not_modified(
     return since is not None and last_modified <= since
 
 
+def parse_if_range(header: str) -> str | int | None:
+    """An If-Range's validator: one strong entity-tag (quoted, the form compared and sent on)
+    or an HTTP date (Unix seconds). None for anything else (a list, a weak tag, garbage):
+    such an If-Range never holds, so the whole object is the answer."""
+    match = _STRONG_ETAG.fullmatch(header)
+    if match is not None:
+        return match.group(1)
+    return parse_http_date(header.strip())
+
+
 def if_range_holds(if_range: str | None, *, etag: str, last_modified: int) -> bool:
-    """Whether a Range may be honoured: no If-Range, or one that matches strongly."""
+    """Whether a Range may be honoured: no If-Range, or one that matches strongly (a weak
+    ETag, ``W/"..."``, equals no parsed tag; a date must equal Last-Modified)."""
     if if_range is None:
         return True
-    if_range = if_range.strip()
-    if if_range.startswith('"'):
-        return not etag.startswith("W/") and if_range == etag
-    since = parse_http_date(if_range)
-    return since is not None and since == last_modified
+    validator = parse_if_range(if_range)
+    if isinstance(validator, str):
+        return validator == etag
+    return validator is not None and validator == last_modified
 
 
 def guess_type(name: str) -> str:

@@ -18,7 +18,7 @@ from edge.keys import Key, generate, parse_keyring
 from edge.settings import Settings
 from edge.signing import sign_url
 from edge.storage import Body, Conditions, FileStorage, Reply, Storage
-from tests.servers import BUCKET, MotoServer, run_uvicorn, start_moto
+from tests.servers import BUCKET, MotoServer, S3rver, run_uvicorn, start_moto, start_s3rver
 
 DATA = Path(__file__).parent / "data"
 VECTORS: dict[str, Any] = json.loads((DATA / "vectors.json").read_text(encoding="utf-8"))
@@ -176,6 +176,13 @@ def moto_server() -> MotoServer:
     )
     client.create_bucket(Bucket=BUCKET)
     return server
+
+
+@pytest.fixture(scope="session")
+def s3rver_server() -> Iterator[S3rver]:
+    """A second, independent S3 server (Node.js), one per session: tests keep apart by prefix."""
+    with start_s3rver() as server:
+        yield server
 
 
 @pytest.fixture(params=["file", "s3"])

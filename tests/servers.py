@@ -1,17 +1,21 @@
-"""Real servers for the tests: moto's S3 server and uvicorn, each on an ephemeral loopback port."""
+"""Real servers for the tests: moto's S3 server, s3rver (a second S3 server, in Node.js) and
+uvicorn, each on an ephemeral loopback port."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import queue
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -20,6 +24,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from edge.app import UVICORN_OPTIONS
 
 BUCKET = "edge-test"
+#: s3rver's npm package, installed by `make install` (npm ci, pinned by its package-lock.json).
+S3RVER = Path(__file__).parent / "s3rver" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+#: The one account s3rver knows: any other access key is InvalidAccessKeyId.
+S3RVER_KEY = "S3RVER"
+#: Bounded waits for s3rver to start and to stop (it starts in well under a second).
+S3RVER_START_SECONDS, S3RVER_STOP_SECONDS = 20.0, 5.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,76 @@ def start_moto() -> MotoServer:
     return holder[0]
 
 
+@dataclass(frozen=True)
+class S3rver:
+    """A running s3rver: an S3 server that keeps connections alive between requests, as S3
+    does (moto's closes every one). It checks that a request is signed by an access key it
+    knows, and nothing more: s3rver 3.7.1 does not verify SigV4 signatures (its
+    authentication middleware says "Signature version 4 calculation is unimplemented"), so it
+    tests edge's connection handling and HTTP, not its signer (moto's server does that)."""
+
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def start_s3rver() -> Iterator[S3rver]:
+    """s3rver on an ephemeral loopback port, over a temporary folder, with the test bucket
+    made at start-up; stopped (and the folder removed) after."""
+    if not S3RVER.exists():
+        raise RuntimeError(f"s3rver is not installed: run `make install` ({S3RVER})")
+    with tempfile.TemporaryDirectory(prefix="s3rver-") as folder:
+        log = Path(folder) / "s3rver.log"
+        with log.open("wb") as errors:
+            process = subprocess.Popen(
+                [
+                    *("node", str(S3RVER), "--directory", f"{folder}/data", "--address"),
+                    *("127.0.0.1", "--port", "0", "--silent", "--no-vhost-buckets"),
+                    *("--configure-bucket", BUCKET),  # last: it takes the arguments after it
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+            )
+        assert process.stdout is not None
+        stdout, lines = process.stdout, queue.Queue[bytes]()
+        reader = threading.Thread(target=lambda: _forward(stdout, lines), daemon=True)
+        reader.start()
+        try:
+            yield S3rver(_listening_port(lines, log))
+        finally:
+            process.terminate()
+            try:
+                process.wait(S3RVER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(S3RVER_STOP_SECONDS)
+            reader.join(S3RVER_STOP_SECONDS)  # its output ended with it
+            stdout.close()
+
+
+def _forward(stdout: IO[bytes], lines: queue.Queue[bytes]) -> None:
+    for line in stdout:
+        lines.put(line)
+
+
+def _listening_port(lines: queue.Queue[bytes], log: Path) -> int:
+    """The port s3rver prints once it listens ("S3rver listening on 127.0.0.1:PORT"), read
+    from its output as a thread forwards it, so the wait is bounded."""
+    deadline = time.monotonic() + S3RVER_START_SECONDS
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line.startswith(b"S3rver listening on "):
+            return int(line.rsplit(b":", 1)[1])
+    raise RuntimeError(f"s3rver did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
 def free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,9 +159,13 @@ def free_socket() -> socket.socket:
 
 
 @contextlib.contextmanager
-def run_uvicorn(app: Any, **options: Any) -> Iterator[str]:
-    """Serve ``app`` on a real uvicorn in a thread; yield its base URL; stop it after."""
+def run_uvicorn(app: Any, *, send_buffer: int = 0, **options: Any) -> Iterator[str]:
+    """Serve ``app`` on a real uvicorn in a thread; yield its base URL; stop it after.
+    ``send_buffer`` fixes the kernel's send buffer of every client connection (they inherit
+    the listener's): a client that stops reading then stalls the server within that much."""
     sock = free_socket()
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     config = uvicorn.Config(app, log_level="warning", **{**UVICORN_OPTIONS, **options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -226,6 +226,38 @@ def test_if_range(world: World) -> None:
     assert revalidated.status_code == 304
 
 
+@pytest.mark.parametrize(
+    ("if_range", "forwarded"),
+    [
+        ("ETAG", "ETAG"),
+        ('"other", ETAG', None),  # a list: no range, nothing forwarded, the whole object
+        ("ETAG x", None),  # garbage after the tag
+        ("W/ETAG", None),
+        ('"other"', '"other"'),  # one strong tag that does not match: S3 says 412
+    ],
+)
+def test_if_range_reaches_storage_only_as_one_parsed_strong_tag(
+    world: World, if_range: str, forwarded: str | None
+) -> None:
+    path = world.put("public", "alice", "photo.png", PNG)
+    base = world.serve(EDGE_CACHE_TTL="0")  # every request reaches storage
+    etag = get(base + path).headers["etag"]
+    before = len(world.moto.object_requests("GET")) if world.moto is not None else 0
+    response = get(base + path, range="bytes=0-3", if_range=if_range.replace("ETAG", etag))
+    holds = forwarded == "ETAG"
+    assert response.status_code == (206 if holds else 200)
+    assert response.content == (PNG[:4] if holds else PNG)
+    if world.moto is not None:
+        sent = world.moto.object_requests("GET")[before:]
+        if_match = [request.headers.get("if-match") for request in sent]
+        if forwarded is None:  # one plain GET of the whole object
+            assert if_match == [None] and "range" not in sent[0].headers
+        elif holds:
+            assert if_match == [etag]
+        else:  # 412, then the whole object
+            assert if_match == [forwarded, None]
+
+
 def test_conditional_requests(world: World) -> None:
     path = world.put("public", "alice", "photo.png", PNG)
     base = world.serve()

@@ -36,13 +36,18 @@ class Hangup(bytes):
     """A reply after which the store closes the connection."""
 
 
-Handler = Callable[[int, int, bytes], Awaitable[bytes | None]]
+class Parts(list[bytes | float]):
+    """A reply sent in parts: bytes are written, a number is a pause of that many seconds."""
+
+
+Handler = Callable[[int, int, bytes], Awaitable[bytes | Parts | None]]
 
 
 @contextlib.contextmanager
 def tiny_store(answer: Handler) -> Iterator[tuple[int, list[bytes]]]:
-    """A loopback HTTP/1.1 server: ``answer(connection, request, head)`` gives the bytes to
-    send for each request on each connection (numbered from 0), or None to hang up."""
+    """A loopback HTTP/1.1 server that keeps connections alive: ``answer(connection,
+    request, head)`` gives what to send for each request on each connection (numbered from
+    0), or None to hang up."""
     seen: list[bytes] = []
     loop = asyncio.new_event_loop()
     connections = iter(range(1000))
@@ -58,8 +63,12 @@ def tiny_store(answer: Handler) -> Iterator[tuple[int, list[bytes]]]:
                 reply = await answer(connection, request, head)
                 if reply is None:
                     return
-                writer.write(reply)
-                await writer.drain()
+                for part in reply if isinstance(reply, Parts) else [reply]:
+                    if isinstance(part, float):
+                        await asyncio.sleep(part)
+                    else:
+                        writer.write(part)
+                        await writer.drain()
                 if isinstance(reply, Hangup):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge.errors import ConfigError, NotFound, RangeNotSatisfiable, StorageError, StorageTimeout
-from edge.http import entity_tags, http_date, parse_http_date, range_header
+from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
 from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide, read_whole
 from edge.storage.sigv4 import Credentials, Signer, object_path
 from edge.storage.wire import Pool, Response
@@ -142,11 +142,11 @@ class S3Storage(Storage):
             headers.append(("if-modified-since", http_date(since)))
         use_range = conditions.range is not None
         if use_range and conditions.if_range is not None:
-            if_range = conditions.if_range.strip()
-            if if_range.startswith('"'):
-                headers.append(("if-match", if_range))
-            elif parse_http_date(if_range) is None:
-                use_range = False  # a weak or unreadable If-Range never holds
+            validator = parse_if_range(conditions.if_range)
+            if validator is None:
+                use_range = False  # a list, a weak tag or garbage never holds: the whole object
+            elif isinstance(validator, str):  # one strong tag, re-rendered: S3 says 412 if not
+                headers.append(("if-match", validator))
         if use_range:
             headers.append(("range", range_header(conditions.range)))  # type: ignore[arg-type]
         try:
@@ -175,12 +175,12 @@ class S3Storage(Storage):
         stat = _stat(headers, size)
         status, _, _ = decide(stat, conditions)  # the decision the files backend makes
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
-            response.release()
+            await response.drain()  # the object's bytes, unread: never the next answer's
             return Reply(304, stat, 0, -1, None)
         if content_range and conditions.range is None:
             raise StorageError(f"S3 sent a part of {key} nobody asked for: {content_range:.60}")
         if status == 200 and content_range:  # If-Range failed here: the whole object, once
-            response.release()
+            await response.drain()
             return await self._get(key, replace(conditions, range=None, if_range=None))
         if content_range:
             span = content_range.removeprefix("bytes ").partition("/")[0]
@@ -202,8 +202,10 @@ class S3Storage(Storage):
         )
         if response.status < 300:
             return response
-        body = b"" if method == "HEAD" else await _error_document(response)
-        response.release()
+        try:
+            body = b"" if method == "HEAD" else await _error_document(response)
+        finally:
+            response.release()
         raise _status_error(response, body, key)
 
     async def _send(self, method: str, path: str, headers: list[tuple[str, str]]) -> Response:
@@ -225,9 +227,11 @@ class S3Storage(Storage):
             else:
                 if response.status not in RETRY_STATUSES or attempt >= self._max_attempts:
                     return response
-                if method != "HEAD":
-                    await _error_document(response)  # read, so the connection stays usable
-                response.release()
+                try:
+                    if method != "HEAD":
+                        await _error_document(response)  # read, so the connection is kept
+                finally:
+                    response.release()
             await asyncio.sleep(random.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
             attempt += 1
 
@@ -265,7 +269,7 @@ class S3Chunks:
         return data
 
     async def aclose(self) -> None:
-        self._response.release()  # the connection goes back to the pool, or closes if unread
+        self._response.release()  # kept if the body is all in (even unread), else closed
 
 
 class _NotModified(Exception):

@@ -5,15 +5,23 @@ It does only what edge's S3 reads need (GET and HEAD, no request body), which
 is why it costs a fraction of aiohttp's CPU per request: no generic request
 model, no cookie jar, no tracing hooks. Errors are edge's: ``StorageTimeout``
 for silence, ``StorageError`` for a closed connection or a malformed answer.
+
+A kept-alive connection carries one answer after another, so the one rule that
+keeps each request's bytes its own: a connection goes back to the pool only at
+the end of an answer (every byte of it received; what was not read is dropped),
+and a connection holding anything else (part of a body, bytes no request asked
+for) is closed. Each request gets a fresh parser.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import ssl
 import time
 from collections import deque
-from typing import Any
+from typing import Any, NoReturn
 
 import httptools
 
@@ -25,26 +33,52 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 #: S3 drops connections idle for about 20 s; ones idle longer than this are not reused.
 IDLE_SECONDS = 15.0
+#: An answer released with at most this much body still to come is read to its end, so its
+#: connection is kept: on a warm connection that is about one round trip, fewer than a new
+#: (TLS) connection costs. A longer rest closes the connection instead.
+DRAIN_BYTES = 16 * 1024
+#: ...and only if the rest comes this fast: the request waits for it.
+DRAIN_SECONDS = 0.5
 
 
 class Closed(StorageError):
     """The connection ended before the answer did."""
 
 
+class State(enum.Enum):
+    """Where a connection is in its one exchange at a time. Only IDLE may carry a request,
+    and only :meth:`Connection.finish` leads back to it, from DONE: a connection is reused
+    at the end of an answer, never in the middle of one."""
+
+    IDLE = "idle"  # between exchanges, holding nothing of an answer
+    WAITING = "waiting"  # a request sent, its answer's head not complete
+    BODY = "body"  # the head in, the body arriving
+    DONE = "done"  # the whole answer in; some of its body may still be unread
+
+
+IDLE, WAITING, BODY, DONE = State.IDLE, State.WAITING, State.BODY, State.DONE
+
+
 class Connection(asyncio.Protocol):
-    """One connection, carrying one request and response at a time."""
+    """One connection, carrying one request and response at a time.
+
+    Anything no answer to the request explains (a second answer, a body after a HEAD's
+    head, a byte while idle, an interim 1xx) marks the connection failed: it is closed,
+    never reused. The answer already in hand stays readable.
+    """
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        self.state = IDLE
         self.status = 0
         self.headers: dict[str, str] = {}
         self.keep_alive = False
-        self.complete = True  # no message under way
         self.received = False  # a byte of the current answer has arrived
         self.idle_since = 0.0
         self._head_only = False
+        self._left = -1  # body bytes still to come; -1 when the answer gives no length
         self._head: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._chunks: deque[bytes] = deque()
@@ -60,9 +94,15 @@ class Connection(asyncio.Protocol):
 
     def send(self, request: bytes, *, head_only: bool) -> asyncio.Future[None]:
         """Write ``request``; the future resolves when the answer's headers are in."""
-        assert self.transport is not None and self.complete
-        self.status, self.headers, self.complete, self.received = 0, {}, False, False
-        self._head_only = head_only
+        if self.state is not IDLE or self._chunks:
+            # Pool hands out only idle connections: this is a bug, and the one thing it
+            # must never do is let an earlier answer's bytes be read as this one's.
+            raise RuntimeError(f"storage connection not idle ({self.state.value}): not reused")
+        if self.transport is None or not self.usable:  # closed by the store since
+            raise self._error or Closed("storage connection closed")
+        self.parser = httptools.HttpResponseParser(self)  # no parser state carries over
+        self.state, self.status, self.headers, self.received = WAITING, 0, {}, False
+        self._head_only, self._left = head_only, -1
         self._head = self.pool.loop.create_future()
         self.transport.write(request)
         return self._head
@@ -70,10 +110,10 @@ class Connection(asyncio.Protocol):
     async def read(self, timeout: float) -> bytes:
         """The next piece of body; ``b""`` at its end."""
         while not self._chunks:
+            if self.state is DONE:
+                return b""
             if self._error is not None:
                 raise self._error
-            if self.complete:
-                return b""
             self._waiter = self.pool.loop.create_future()
             await wait(self._waiter, timeout)
         chunk = self._chunks.popleft()
@@ -82,6 +122,23 @@ class Connection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
         return chunk
+
+    def unreceived(self) -> int:
+        """Body bytes of the current answer still to arrive; -1 when unknown."""
+        return 0 if self.state is DONE else self._left if self.state is BODY else -1
+
+    def finish(self) -> bool:
+        """End the exchange. True when the connection may carry another: the whole answer
+        is in (what of it was not read is dropped here) and both sides keep it alive."""
+        if self.state is not DONE or not self.keep_alive or not self.usable:
+            return False
+        self._chunks.clear()
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()  # so a close or a stray byte is seen while idle
+        self.state = IDLE
+        return True
 
     def close(self) -> None:
         if self.transport is not None:
@@ -94,47 +151,71 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            self._fail(StorageError(f"storage sent a malformed answer: {type(error).__name__}"))
-            if self.transport is not None:
-                self.transport.close()
-            return
-        if self._head_only and self.complete:
-            # A HEAD's answer announces a length it does not send: start the next answer afresh.
-            self.parser = httptools.HttpResponseParser(self)
+        if self.state is not WAITING and self.state is not BODY:
+            self._fail(StorageError(f"storage sent bytes while {self.state.value}"))
+        else:
+            self.received = True
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserError as error:  # the first reason is kept
+                self._fail(StorageError(f"storage sent a malformed answer: {type(error).__name__}"))
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.keep_alive = False
-        if not self.complete:
-            self._fail(Closed("storage closed the connection mid-answer"))
+        middle = self.state is WAITING or self.state is BODY
+        self._fail(Closed("storage closed the connection" + (" mid-answer" if middle else "")))
 
     # -- httptools callbacks ---------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.state is not WAITING:
+            self._refuse("a second answer to one request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status < 200:  # edge never asks for one (no Expect: 100-continue)
+            self._refuse(f"an interim {status} answer")
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()
         if self._head_only:
-            self.complete = True
+            self.state = DONE  # a HEAD's answer has no body, whatever its length says
+        else:
+            self.state = BODY
+            length = self.headers.get("content-length", "")
+            self._left = int(length) if length.isdigit() else -1
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self.state is not BODY:
+            self._refuse("a body after a HEAD's answer")
         self._chunks.append(body)
         self._buffered += len(body)
+        if self._left > 0:
+            self._left -= len(body)
         if self._buffered >= HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
 
     def on_message_complete(self) -> None:
-        self.complete = True
-        self._wake()
+        if self.state is BODY:
+            self.state, self._left = DONE, 0
+            self._wake()
+        elif not (self.state is DONE and self._head_only):  # a HEAD's parser may end it too
+            self._refuse("the end of an answer that was not under way")
+
+    def _refuse(self, what: str) -> NoReturn:
+        """Stop parsing: the connection carries something no answer to the request explains."""
+        error = StorageError(f"storage sent {what}")
+        self._fail(error)
+        raise error
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -152,7 +233,8 @@ class Connection(asyncio.Protocol):
 
 class Response:
     """A storage answer's status and headers; the body is read with :meth:`read`, and
-    :meth:`release` (always) hands the connection back, or closes it if unread."""
+    :meth:`release` (always) hands the connection back if the answer is all in, or closes
+    it. :meth:`drain` first reads a short rest nobody needs, to keep the connection."""
 
     __slots__ = ("_connection", "_pool", "headers", "status")
 
@@ -167,11 +249,26 @@ class Response:
         return await connection.read(self._pool.read_timeout)
 
     async def read_all(self, limit: int) -> bytes:
-        """A short body (an error document), at most ``limit`` bytes kept."""
+        """A short body (an error document): at most ``limit`` bytes are read; a longer
+        body's connection is closed at release."""
         data = b""
-        while chunk := await self.read():
-            data = (data + chunk)[:limit]
-        return data
+        while len(data) < limit and (chunk := await self.read()):
+            data += chunk
+        return data[:limit]
+
+    async def drain(self) -> None:
+        """Release, after reading the rest of the body (unused) if at most DRAIN_BYTES of
+        it are still to come, within DRAIN_SECONDS; a longer or slower one is closed."""
+        connection = self._connection
+        try:
+            if connection is not None and 0 < connection.unreceived() <= DRAIN_BYTES:
+                timeout = min(DRAIN_SECONDS, self._pool.read_timeout)
+                with contextlib.suppress(StorageError, StorageTimeout, TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        while await connection.read(timeout):
+                            pass
+        finally:
+            self.release()
 
     def release(self) -> None:
         connection, self._connection = self._connection, None  # type: ignore[assignment]
@@ -204,7 +301,13 @@ class Pool:
         host closed while idle is replaced once, without counting as a failure."""
         slots = self._slots
         if slots.locked():
-            await wait(asyncio.ensure_future(slots.acquire()), self.connect_timeout)
+            acquiring = asyncio.ensure_future(slots.acquire())
+            try:
+                await wait(acquiring, self.connect_timeout)
+            except BaseException:  # a timeout, or this task cancelled
+                if acquiring.done() and not acquiring.cancelled():
+                    slots.release()  # acquired just as the wait ended: give it back
+                raise
         else:
             await slots.acquire()
         try:
@@ -229,7 +332,9 @@ class Pool:
             raise
 
     def release(self, connection: Connection) -> None:
-        if connection.complete and connection.keep_alive and connection.usable:
+        """Take a connection back: kept if its answer is all in (Connection.finish), else
+        closed. Never reused in the middle of an answer, whatever the caller read."""
+        if connection.finish():
             connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
