@@ -194,7 +194,12 @@ class ImageHandler:
             headers = self._headers(reply, private, grant, path)
         exchange.status = reply.status
         exchange.outcome = "private" if private else "public"
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        try:
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        except BaseException:  # cancelled, or the server refused: the body must still let go
+            if reply.body is not None:
+                await reply.body.aclose()
+            raise
         if reply.body is None:
             body = b"" if head or reply.data is None else reply.data
             await send({"type": "http.response.body", "body": body})

@@ -1,6 +1,7 @@
 // Drives Debian's Chromium through playwright-core: loads the test page, reads back what
 // rendered, screenshots it, reloads, waits past a short-lived URL's exp and loads it again.
-// Usage: node check.mjs CONFIG.json   (pageUrl, expiredPageUrl, screenshot, expiresAt)
+// Usage: node check.mjs CONFIG.json   (pageUrl, expiredPageUrl, screenshot); the page names
+// the short-lived URL's exp in <meta name="short-lived-exp">.
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -22,7 +23,8 @@ try {
   await page.screenshot({ path: config.screenshot, fullPage: true });
   await page.reload();
   const reload = await settle();
-  const wait = config.expiresAt * 1000 + 1500 - Date.now();
+  const expiresAt = Number(await page.getAttribute('meta[name="short-lived-exp"]', 'content'));
+  const wait = expiresAt * 1000 + 1500 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   await page.goto(config.expiredPageUrl);
   const afterExpiry = await settle();
