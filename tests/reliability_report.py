@@ -80,8 +80,9 @@ def render(junit: Path) -> str:
         "",
         "Each case is sent as written over a raw socket (no client normalises it) to a real "
         "uvicorn serving edge; the private test object carries a canary string and every "
-        "response is scanned for it. Through nginx, nginx may refuse hostile input itself "
-        "(its own 400 or 414) or answer Range from its cache; edge's errors pass unchanged.",
+        "response is scanned for it. Through nginx, nginx refuses some hostile input itself, "
+        "in edge's JSON error shape (an unknown method 405, a line over 16 KiB 431), and cuts "
+        "ranges from its cache; edge's answers pass unchanged.",
         "",
         "| run | cases | by class | statuses | bytes scanned | 5xx | wrong answers |",
         "| --- | ---: | --- | --- | ---: | ---: | ---: |",

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from edge import errors
 from edge.cli import build_parser
 from edge.keys import generate
+from edge.responses import error_body
 from edge.server import RESERVED_FILES
 from edge.settings import Settings, documented
 from tests.nginx import adapt, nginx_binary
@@ -160,3 +162,62 @@ def test_nginx_configs_pass_nginx_t(config: str, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- the proxy config's own bounds and answers ------------------------------------------
+
+#: Every bound edge-proxy.conf sets on clients, on what a request may hold, and on edges.
+PROXY_BOUNDS = (
+    "client_header_timeout",
+    "client_header_buffer_size",
+    "large_client_header_buffers",
+    "client_max_body_size",
+    "client_body_buffer_size",
+    "client_body_timeout",
+    "keepalive_timeout",
+    "keepalive_requests",
+    "send_timeout",
+    "reset_timedout_connection",
+    "proxy_buffering",
+    "proxy_buffer_size",
+    "proxy_buffers",
+    "proxy_busy_buffers_size",
+    "proxy_max_temp_file_size",
+    "proxy_temp_path",
+    "max_size",
+    "proxy_connect_timeout",
+    "proxy_send_timeout",
+    "proxy_read_timeout",
+    "proxy_next_upstream_tries",
+)
+
+
+def test_proxy_config_bounds_are_set_and_explained() -> None:
+    config = (DEPLOY / "nginx" / "edge-proxy.conf").read_text()
+    guide = (DEPLOY.parent / "docs" / "deployment.md").read_text(encoding="utf-8")
+    for bound in PROXY_BOUNDS:
+        assert re.search(rf"(^|\s){bound}[ =]", config, re.MULTILINE), f"{bound} is not set"
+        assert f"`{bound}" in guide, f"docs/deployment.md does not explain {bound}"
+
+
+def test_proxy_config_answers_exactly_as_edge_does() -> None:
+    """Each answer nginx makes itself is byte for byte one edge makes: same code, message
+    and status; and every status nginx can produce is turned into one of them."""
+    config = (DEPLOY / "nginx" / "edge-proxy.conf").read_text()
+    every: list[type[errors.EdgeError]] = [errors.EdgeError, *errors.EdgeError.__subclasses__()]
+    kinds = {kind.code: kind for kind in every}
+    answers = re.findall(
+        r"^\s*location = (/_edge_error/\w+) \{\n(?:.*\n)*?\s*return (\d+) '(.*)';$",
+        config,
+        re.MULTILINE,
+    )
+    assert len(answers) == 8
+    for _, status, body in answers:
+        code = json.loads(body)["error"]["code"]
+        kind = kinds[code]
+        assert body.encode() == error_body(kind.code, kind.message, kind.status)
+        assert int(status) == kind.status
+    pages = dict(re.findall(r"^\s*error_page ([\d ]+) =\d+ (\S+);$", config, re.MULTILINE))
+    statuses = {int(s) for codes in pages for s in codes.split()}
+    assert statuses == {400, 404, 405, 413, 414, 494, 500, 501, 502, 503, 504, 505}
+    assert set(pages.values()) == {location for location, _, _ in answers}
