@@ -135,8 +135,7 @@ def test_images_in_a_real_browser(world: World) -> None:
             expires_at, short_url = short_lived["exp"], short_lived["url"]
             return page(
                 f'<meta name="short-lived-exp" content="{expires_at}">'
-                +
-                "<h1>edge in Chromium</h1>"
+                + "<h1>edge in Chromium</h1>"
                 + figure(edge, "public", public, "public: loads")
                 + figure(edge, "private", signed, "private, signed: loads")
                 + figure(edge, "unsigned", private, "private, unsigned: 404")
