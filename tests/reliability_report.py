@@ -22,6 +22,11 @@ TESTS = [
     "tests/test_reliability.py",
     "tests/test_storage_faults.py",
     "tests/test_serving_edges.py",
+    "tests/test_connections.py",
+    "tests/test_memory_bounds.py",
+    "tests/test_log_output.py",
+    "tests/test_slow_readers.py",
+    "tests/test_storage_s3rver.py",
 ]
 
 
@@ -149,9 +154,72 @@ def render(junit: Path) -> str:
                 f"{data['served']} | {data['refused_503']} | {data['hot_hits_refused']} | "
                 f"{data['p50_ms']} ms | {data['p99_ms']} ms | {data['max_ms']} ms |"
             )
+    out += bounds(rows)
     out += ["", "## Every test of the run", "", "| module | test | outcome | seconds |",
             "| --- | --- | --- | ---: |", *rows]  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def bounds(rows: list[str]) -> list[str]:
+    """What a stranger can hold, each flooded on a real process (the figures the tests
+    recorded), and the kept-alive storage connection checked on a second S3 server."""
+    out = ["", "## Bounds a stranger can hit", ""]
+    idle, header, files = load("bounds-idle"), load("bounds-header"), load("bounds-files")
+    memory, stall = load("bounds-memory"), load("bounds-log-stall")
+    if idle:
+        out.append(
+            f"- **Idle and half-sent connections**: {idle['idle']} connections that sent "
+            f"nothing and {idle['trickling']} sending a byte every 0.2 s were all closed "
+            f"{idle['all_closed_after_s']} s after opening (`EDGE_HEADER_TIMEOUT="
+            f"{idle['header_timeout_s']}`), while fresh requests were served."
+        )
+    if files:
+        out.append(
+            f"- **File limit**: under `nofile={files['nofile']}` (systemd's default), "
+            f"{files['opened']:,} connections opened against a cap of {files['cap']}: the "
+            f"excess got `503` and were closed, and {files['served_after']} requests in a row "
+            "were served after."
+        )
+    if header:
+        out.append(
+            f"- **Request head**: a 64 MiB header was refused `431` after "
+            f"{header['sent_before_refusal'] / 1024:,.0f} KiB had been sent (bound "
+            f"{header['bound_bytes'] // 1024} KiB); the process's peak RSS grew "
+            f"{header['peak_rss_growth_kib']:,} KiB."
+        )
+    if memory:
+        bound = memory["bound"] / 2**20
+        for name, growth in memory.items():
+            if name.startswith("distinct"):
+                out.append(
+                    f"- **Memory, {name}** ({memory['requests_per_flood']:,} requests, hot "
+                    f"cache {memory['cache_bytes'] / 2**20:.0f} MiB): RSS grew "
+                    f"{growth / 2**20:.1f} MiB in all so far (bound {bound:.0f} MiB: the cache, "
+                    "five memos of 2 MiB, 4 MiB of allocator slack)."
+                )
+    if stall:
+        out.append(
+            f"- **Log stall**: stdout and stderr pipes of {stall['pipe_bytes']:,} bytes that "
+            f"nobody read; {stall['requests']} requests each logging a warning, and "
+            f"{stall['malformed']} malformed requests, answered in {stall['seconds']} s; "
+            f"`/healthz` then took {stall['healthz_ms']} ms. Every line came out once the "
+            "pipes were read."
+        )
+    for kind in ("file", "s3"):
+        slow = load(f"bounds-slow-readers-{kind}")
+        if slow:
+            out.append(
+                f"- **Clients that stop reading** ({kind}): {slow['stalled']} downloads of a "
+                f"32 MiB object never read, against {slow['slots']} read slots; all "
+                f"{slow['others_served']} other objects were served, and the paused downloads "
+                f"read on where they were ({slow['storage_reads']} storage reads in all)."
+            )
+    kept = [row for row in rows if "test_storage_s3rver" in row]
+    out += ["", "A kept-alive storage connection carries one answer at a time (s3rver, an "
+            "S3 server that keeps connections alive, with one storage connection, a canary in "
+            "every private object):", "", "| module | test | outcome | seconds |",
+            "| --- | --- | --- | ---: |", *kept]  # fmt: skip
+    return out
 
 
 def main() -> int:
