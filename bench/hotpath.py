@@ -65,8 +65,8 @@ def make_app(world: World, case: str) -> tuple[App, Callable[[], Awaitable[None]
             pass
 
         return bare, nothing
+    from edge.accesslog import AccessLog
     from edge.app import Edge
-    from edge.observe import AccessLog
     from edge.settings import Settings
 
     logged = case.endswith("+log")

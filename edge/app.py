@@ -25,11 +25,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from edge.accesslog import AccessLog
 from edge.authorize import AuthHandler
 from edge.errors import EdgeError, MethodNotAllowed, NotFound, NotReady, StorageTimeout
-from edge.images import ImageHandler
-from edge.observe import AccessLog, Exchange, Metrics, Observer
+from edge.image.answer import CachePolicy
+from edge.image.pipeline import ImagePipeline
+from edge.metrics import Metrics
+from edge.observe import Observer
 from edge.proxies import ProxyPolicy
+from edge.record import Record
 from edge.responses import NO_STORE, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
@@ -82,7 +86,7 @@ class Readiness:
 
 
 class Edge:
-    """The whole service: image handler, health endpoints, lifespan."""
+    """The whole service: the image pipeline, /auth, health endpoints, lifespan."""
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
         self.settings = settings
@@ -99,12 +103,19 @@ class Edge:
                 else None
             ),
         )
-        self.images = ImageHandler(
-            settings=settings, verifier=verifier, storage=self.storage, metrics=self.metrics
+        policy = CachePolicy(
+            public_max_age=settings.public_max_age, private_max_age=settings.private_max_age
+        )
+        self.images = ImagePipeline(
+            settings=settings,
+            verifier=verifier,
+            storage=self.storage,
+            policy=policy,
+            metrics=self.metrics,
         )
         if self.metrics is not None and self.images.cache is not None:
             self.metrics.watch_cache(self.images.cache)
-        self.auth = AuthHandler(verifier, self.images.cache_control, settings)
+        self.auth = AuthHandler(verifier, policy, settings)
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
         if settings.metrics in ("on", "local"):
@@ -119,20 +130,22 @@ class Edge:
         if scope["type"] != "http":
             await self.router(scope, receive, send)
             return
-        exchange = self.observer.start()
+        record = self.observer.start()
         try:
             if scope["path"].startswith("/i/"):
-                await self.images(scope, receive, send, exchange)
+                await self.images(scope, receive, send, record)
             elif scope["path"] == "/auth":
-                await self.auth(scope, receive, send, exchange)
+                await self.auth(scope, receive, send, record)
             else:
-                await self.router(scope, receive, _recording(send, exchange))
+                await self.router(scope, receive, _recording(send, record))
         finally:
-            self.observer.finish(scope, exchange)
+            self.observer.finish(scope, record)
 
     @asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         await self.storage.open()
+        if self.observer.log is not None:
+            self.observer.log.start()
         if not self.settings.signing_keys:
             log.warning("EDGE_SIGNING_KEYS is empty: private images will not be served")
         if isinstance(self.settings.metrics, int) and self.metrics is not None:
@@ -176,14 +189,14 @@ class Edge:
         return response
 
 
-def _recording(send: Send, exchange: Exchange) -> Send:
+def _recording(send: Send, record: Record) -> Send:
     """Wrap ``send`` to note the status and body size of a response Starlette builds."""
 
     async def recording(message: Message) -> None:
         if message["type"] == "http.response.start":
-            exchange.status = message["status"]
+            record.status = message["status"]
         elif message["type"] == "http.response.body":
-            exchange.sent += len(message.get("body", b""))
+            record.sent += len(message.get("body", b""))
         await send(message)
 
     return recording

@@ -27,8 +27,8 @@ from typing import Protocol
 from starlette.types import Receive, Scope, Send
 
 from edge.errors import BadRequest, EdgeError, MethodNotAllowed
-from edge.observe import Exchange
 from edge.paths import PREFIX, request_path
+from edge.record import Record
 from edge.responses import JSON, NO_STORE, NOSNIFF, Header, error_body
 from edge.settings import Settings
 from edge.signing import Grant, Verifier
@@ -70,9 +70,7 @@ class AuthHandler:
         #: Access-Control-Allow-Origin for the proxy to send, as edge would (EDGE_CORS).
         self.cors: tuple[Header, ...] = ((b"x-edge-allow-origin", b"*"),) if settings.cors else ()
 
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, record: Record) -> None:
         try:
             uri, method = self._original(scope["headers"])
             if method is not None and method not in _METHODS:
@@ -84,14 +82,14 @@ class AuthHandler:
                 raise BadRequest("the file name ends with a space, which a header cannot carry")
             grant = self.verifier.verify(path, query)
         except EdgeError as error:
-            exchange.status, exchange.outcome = DENIED, error.code.lower()
+            record.status, record.outcome = DENIED, error.code.lower()
             body = error_body(error.code, error.message, DENIED)
             headers = [JSON, NO_STORE, NOSNIFF, (b"x-edge-error", error.code.encode()), *self.cors]
             await _send(send, DENIED, headers, body)
-            exchange.sent = len(body)
+            record.sent = len(body)
             return
         visibility = b"public" if grant is None else b"private"
-        exchange.status, exchange.outcome = 200, "auth_" + visibility.decode()
+        record.status, record.outcome = 200, "auth_" + visibility.decode()
         cache = self.cache_control(private=grant is not None, grant=grant)
         public_cache = self.cache_control(private=False, grant=None)
         headers = [

@@ -33,11 +33,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from edge.storage.base import Stat
+from edge.storage.base import Reply, Stat
 
 #: Bytes an entry holds beyond its key and body, measured with tracemalloc
 #: (tests/test_cache.py checks it): the Entry, the OrderedDict's slot and link,
-#: and for a found object its Stat and the response headers its first hit builds.
+#: and for a found object its Stat, its whole-object Reply and the response headers
+#: its first hit builds.
 MISSING_OVERHEAD = 220
 FOUND_OVERHEAD = 900
 #: The share of ``max_bytes`` that "not found" entries may hold.
@@ -51,6 +52,8 @@ class Entry:
     expires: float
     #: What the entry is charged, in bytes.
     size: int
+    #: The answer to a plain GET of the whole object, built once (None for "not found").
+    whole: Reply | None = None
     #: Response headers of a whole-object answer but Cache-Control (which may depend on
     #: the URL's exp), built by the first hit and shared by the next ones.
     headers: list[tuple[bytes, bytes]] | None = None
@@ -135,7 +138,8 @@ class HotCache:
         if len(data) > self.max_object_bytes:
             return None
         now = self.clock()
-        entry = Entry(stat, data, now + self.ttl, footprint(key, stat, data))
+        whole = None if stat is None else Reply(200, stat, 0, stat.size - 1, None, data)
+        entry = Entry(stat, data, now + self.ttl, footprint(key, stat, data), whole)
         keep, other = (self._missing, self._found) if stat is None else (self._found, self._missing)
         if key in other.entries:  # found after "not found", or the reverse
             other.drop(key)

@@ -8,7 +8,8 @@ line may be 8 KiB of escaped path); a daemon thread writes what accumulated
 every ``interval``; past the bound, new lines are dropped and counted, and the
 writer says how many once output flows again.
 
-Two writers run per process: the access log on stdout (:mod:`edge.observe`)
+Two writers run per process: the access log on stdout (:mod:`edge.accesslog`,
+started and stopped by the app's lifespan)
 and every other message (edge's warnings, uvicorn's, tracebacks) on stderr,
 through :class:`QueueHandler`, which :func:`install_logging` puts in place of
 the stream handlers uvicorn and ``logging.basicConfig`` would use.
@@ -66,7 +67,11 @@ class LineWriter:
         self._reported = 0  # drops already announced (writer side)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"edge-{name}", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start writing (lines put before are kept and written then)."""
+        if not self._thread.is_alive() and not self._closing.is_set():
+            self._thread.start()
 
     @property
     def queued(self) -> int:
@@ -85,7 +90,7 @@ class LineWriter:
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (waiting at most ``timeout``), then stop the thread."""
         self._closing.set()
-        if self._thread is not threading.current_thread():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -155,6 +160,7 @@ def install_logging(level: int = logging.INFO) -> LineWriter:
     if _installed is not None:
         return _installed
     writer = LineWriter(2, max_bytes=MESSAGE_BUFFER_BYTES, name="messages")
+    writer.start()
     handler = QueueHandler(writer)
     handler.setFormatter(logging.Formatter(_FORMAT))
     root = logging.getLogger()

@@ -30,9 +30,12 @@ _KID_TEXT = re.compile(rb"[A-Za-z0-9_\-]{1,32}")
 Clock = Callable[[], float]
 
 
-#: What a genuine, unexpired signature grants: ``(kid, exp)``, the key that made
-#: it and its expiry. A plain tuple: a NamedTuple costs ~300 ns to build.
-Grant = tuple[str, int]
+class Grant(NamedTuple):
+    """What a genuine, unexpired signature grants: the key that made it and its expiry.
+    Built once per URL verified (a URL asked again reuses its remembered grant)."""
+
+    kid: str
+    exp: int
 
 
 def _cost(path: str, query: bytes) -> int:
@@ -97,11 +100,11 @@ class Verifier:
             return None
         known = self._memo.get((path, query))
         if known is not None:
-            expires = known[1]
+            expires = known.exp
             now = self.clock()
             if now < expires + self.leeway and (not self.max_ttl or expires - now <= self.max_ttl):
                 return known  # _judge_time's test, inline: this is the repeated signed hit
-            self._judge_time(known[0], expires)
+            self._judge_time(known.kid, expires)
         refused = self._refused.get((path, query))
         if refused is not None:
             raise SignatureInvalid(refused)
@@ -117,7 +120,7 @@ class Verifier:
         # another HMAC.
         if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
             self._memo.remember((path, query), grant, _cost(path, query))
-        self._judge_time(grant[0], grant[1])
+        self._judge_time(grant.kid, grant.exp)
         return grant
 
     def _check(self, path: str, query: bytes) -> Grant | None:
@@ -146,7 +149,7 @@ class Verifier:
                 break
         else:
             raise _NoMatch(self._why_no_match(sig, kid))
-        return (key.kid, int(exp))  # genuine; the caller judges its time
+        return Grant(key.kid, int(exp))  # genuine; the caller judges its time
 
     def _judge_time(self, kid: str, expires: int) -> None:
         now = self.clock()

@@ -25,8 +25,8 @@ from edge.app import Edge
 from edge.authorize import AuthHandler, method_header
 from edge.http import IMAGE_TYPES
 from edge.keys import parse_keyring
-from edge.observe import Exchange
 from edge.paths import quote_path
+from edge.record import Record
 from edge.responses import Header, error_body
 from edge.samples import CANARY, png, svg
 from edge.settings import Settings
@@ -90,7 +90,7 @@ def call(app: Any, headers: list[tuple[str, str]], *, path: str = "/auth") -> An
 
     async def run() -> None:
         if isinstance(app, AuthHandler):
-            await app(scope, receive, send, Exchange())
+            await app(scope, receive, send, Record(0.0))
         else:
             await app(scope, receive, send)
 

@@ -16,9 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from edge.accesslog import STAMP, AccessLog, redact
 from edge.app import Edge
-from edge.observe import STAMP, AccessLog, Exchange, Metrics, Observer, redact
+from edge.metrics import Metrics
+from edge.observe import Observer
 from edge.proxies import ProxyPolicy
+from edge.record import Record
 from edge.samples import png
 from edge.settings import Settings
 from tests.conftest import KEYS, World
@@ -68,14 +71,14 @@ def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     assert trusted.client_and_scheme(scope("127.0.0.1", only_proxies))[0] == "10.0.0.1"
 
 
-def _answered(exchange: Exchange, status: int, sent: int, outcome: str, cache: str) -> Exchange:
+def _answered(exchange: Record, status: int, sent: int, outcome: str, cache: str) -> Record:
     """``exchange`` as the handler leaves it once it has answered."""
     exchange.status, exchange.sent, exchange.outcome, exchange.cache = status, sent, outcome, cache
     return exchange
 
 
-def _row(number: int) -> tuple[dict[str, Any], Exchange]:
-    exchange = _answered(Exchange(), 200, 5, "public", "hit")
+def _row(number: int) -> tuple[dict[str, Any], Record]:
+    exchange = _answered(Record(0.0), 200, 5, "public", "hit")
     scope = {
         "client": ("127.0.0.1", 1),
         "scheme": "http",
@@ -94,16 +97,18 @@ def _records(log: AccessLog) -> list[dict[str, Any]]:
 
 
 class Clock:
-    """Stands in for the observer's clock: a request takes what the test says."""
+    """The observer's clock, in the test's hands: a request takes what the test says."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.now = 0.0
-        monkeypatch.setattr("edge.observe._clock", lambda: self.now)
+
+    def __call__(self) -> float:
+        return self.now
 
     def finish(self, observer: Observer, scope: dict[str, Any], seconds: float) -> None:
-        exchange = Exchange()
+        record = observer.start()
         self.now += seconds
-        observer.finish(scope, exchange)
+        observer.finish(scope, record)
 
 
 def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:
@@ -123,6 +128,7 @@ def test_access_log_never_blocks_its_caller() -> None:
     """A stdout nobody reads (a full pipe) stalls the writer thread, never put()."""
     read_end, write_end = os.pipe()
     log = AccessLog(write_end)
+    log.start()
     observer = Observer(metrics=None, log=log)
     rows = [_row(n) for n in range(20_000)]  # about 4 MB of lines: far beyond a pipe's 64 KiB
     started = time.monotonic()
@@ -147,6 +153,7 @@ def test_a_stalled_stdout_drops_new_lines_instead_of_growing(
     fill it sooner, and what does not fit is dropped and counted, never held."""
     read_end, write_end = os.pipe()
     log = AccessLog(write_end, max_bytes=256 * 1024)
+    log.start()
     observer = Observer(metrics=None, log=log)
     quotes = b"/i/alice/" + b'"' * 2000
     for number in range(5_000):  # the pipe fills after a few lines; then the queue does
@@ -334,9 +341,9 @@ def test_log_lines_are_valid_json_whatever_the_request_holds(
         "query_string": b'sig=secret"&exp=1&x="\\',
         "headers": [(b"x-forwarded-for", b'"evil\\"\n, 10.0.0.1')],
     }
-    clock = Clock(monkeypatch)
-    observer = Observer(metrics=None, log=log)
-    exchange = _answered(Exchange(), 403, 86, "signature_invalid", "-")
+    clock = Clock()
+    observer = Observer(metrics=None, log=log, clock=clock)
+    exchange = _answered(Record(0.0), 403, 86, "signature_invalid", "-")
     clock.now = 0.0012345
     observer.finish(scope, exchange)
     (line,) = log.lines
@@ -351,8 +358,8 @@ def test_log_lines_are_valid_json_whatever_the_request_holds(
 def test_durations_are_milliseconds_to_the_microsecond(monkeypatch: pytest.MonkeyPatch) -> None:
     log = AccessLog(os.open(os.devnull, os.O_WRONLY))
     log.close()
-    clock = Clock(monkeypatch)
-    observer = Observer(metrics=None, log=log)
+    clock = Clock()
+    observer = Observer(metrics=None, log=log, clock=clock)
     taken = [0.0, 0.0000004, 0.000123, 0.0015, 0.000123, 1.2345678, 12.3456789, 0.000123]
     for seconds in taken:
         clock.finish(observer, _row(1)[0], seconds)
@@ -378,7 +385,7 @@ def test_remembered_lines_stay_per_request_and_bounded() -> None:
     observer.kinds.max_entries = 3
 
     def logged(raw_path: bytes, query: bytes, client: str = "10.0.0.1", status: int = 200) -> Any:
-        exchange = _answered(Exchange(), status, 5, "-", "hit")
+        exchange = _answered(Record(0.0), status, 5, "-", "hit")
         scope = {
             "client": (client, 1),
             "method": "GET",
@@ -407,11 +414,11 @@ def test_remembered_lines_stay_per_request_and_bounded() -> None:
 
 def test_metrics_are_the_same_with_the_log_on_or_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the log on, metrics rows are found through the log's memo: same counts."""
-    clock = Clock(monkeypatch)
+    clock = Clock()
     seen = []
     for log in (None, AccessLog(os.open(os.devnull, os.O_WRONLY))):
         metrics = Metrics()
-        observer = Observer(metrics=metrics, log=log)
+        observer = Observer(metrics=metrics, log=log, clock=clock)
         clock.now = 0.0
         for number, (seconds, status) in enumerate([(0.0004, 200), (0.03, 200), (2.0, 404)] * 3):
             scope, _ = _row(number % 2)

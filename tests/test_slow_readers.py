@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from edge.images import STALL_SECONDS
+from edge.image.stream import STALL_SECONDS
 from edge.samples import png
 from tests.conftest import World
 from tests.test_corpus import write_artifact

@@ -4,17 +4,12 @@ validated paths; all bounded in entries and in bytes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.errors import BadRequest, SignatureExpired, SignatureInvalid
-from edge.images import ImageHandler
-from edge.settings import Settings
+from edge.errors import SignatureExpired, SignatureInvalid
 from edge.signing import MEMO_QUERY_BYTES, Verifier, sign_url
-from edge.storage import FileStorage
 from tests.test_signing_properties import KEYS, NOW, VERIFYING
 
 PATH = "/i/alice/photo.png"
@@ -117,21 +112,3 @@ def test_long_queries_are_judged_every_time_never_remembered() -> None:
     assert verifier._memo == {} and verifier._refused == {}
     assert verifier.verify(path, query)  # a plain one still is remembered
     assert list(verifier._memo) == [(path, query)]
-
-
-def test_the_handlers_path_memo_is_bounded_and_keeps_no_failure(tmp_path: Path) -> None:
-    handler = ImageHandler(
-        settings=Settings.from_env({"EDGE_STORAGE": str(tmp_path)}),
-        verifier=Verifier(VERIFYING, max_ttl=0),
-        storage=FileStorage(tmp_path),
-    )
-    handler._paths.max_entries = 10
-    for n in range(25):
-        assert handler._validate(b"/i/alice/%d.png" % n) == f"/i/alice/{n}.png"
-        assert len(handler._paths) <= 10
-    handler._paths.clear()
-    escaped = b"/i/alice/" + b"%61" * 200 + b"/" + b"%62" * 200  # 1,210 bytes raw, 410 decoded
-    assert handler._validate(escaped) == "/i/alice/" + "a" * 200 + "/" + "b" * 200
-    with pytest.raises(BadRequest):
-        handler._validate(b"/i/alice/../x.png")
-    assert handler._paths == {}, "neither a long raw path nor a refused one is kept"

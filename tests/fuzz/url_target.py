@@ -37,7 +37,7 @@ def judge(data: bytes) -> None:
         if error.status not in (400, 403):
             raise AssertionError(f"status {error.status} for {data!r}") from error
         return
-    assert grant is None or (grant[0] == "fuzz" and grant[1] > NOW), grant
+    assert grant is None or (grant.kid == "fuzz" and grant.exp > NOW), grant
     assert path.startswith("/i/"), path
 
 

@@ -1,0 +1,88 @@
+"""Answer: the response head for what the read step found, by the header policy of
+:mod:`edge.responses`, and the Cache-Control policy shared with ``/auth``.
+
+A cached whole object keeps its headers (all but Cache-Control, which may depend
+on the URL's ``exp``) on its cache entry, built by its first hit: a hit then
+costs one list of prebuilt pairs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from edge.http import effective_type
+from edge.image.read import Found
+from edge.memo import Memo
+from edge.responses import ACCEPT_RANGES, CORS_ANY, NOSNIFF, Header, last_modified_header
+from edge.responses import type_headers as content_type_headers
+from edge.signing import Grant
+
+
+class CachePolicy:
+    """Public: the configured max-age. Private: never past ``exp``, nor past the cap.
+    ``/auth`` tells its proxy the same header, from the same object."""
+
+    def __init__(
+        self, *, public_max_age: int, private_max_age: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.public: Header = (b"cache-control", f"public, max-age={public_max_age}".encode())
+        self.private_max_age = private_max_age
+        self.clock = clock
+        # Seconds left -> header: one value per second of an hour at most, and every
+        # private hit needs one (measured saving in bench/README.md, the memos' table).
+        self._private: Memo[int, Header] = Memo()
+
+    def __call__(self, *, private: bool, grant: Grant | None) -> Header:
+        if private and grant is not None:
+            return self.private_until(grant.exp)
+        return self.public
+
+    def private_until(self, expires: int) -> Header:
+        """``private, max-age=`` the seconds left before ``expires``, capped."""
+        left = expires - int(self.clock())
+        if left > self.private_max_age:
+            left = self.private_max_age
+        elif left < 0:
+            left = 0
+        header = self._private.get(left)
+        if header is None:
+            header = (b"cache-control", b"private, max-age=%d" % left)
+            self._private.remember(left, header, 120)
+        return header
+
+
+class Headers:
+    """The response head of an image answer."""
+
+    def __init__(self, *, policy: CachePolicy, cors: bool) -> None:
+        self.policy = policy
+        # Headers every image response carries, computed once.
+        self.common: tuple[Header, ...] = (ACCEPT_RANGES, NOSNIFF) + ((CORS_ANY,) if cors else ())
+
+    def __call__(self, found: Found, grant: Grant | None, path: str) -> list[Header]:
+        control = self.policy(private=found.private, grant=grant)
+        entry = found.entry
+        if entry is not None and found.reply.status == 200:  # a cached whole object
+            kept = entry.headers
+            if kept is None:
+                kept = entry.headers = self.build(found, path)
+            return [control, *kept]
+        return [control, *self.build(found, path)]
+
+    def build(self, found: Found, path: str) -> list[Header]:
+        """Every header but Cache-Control."""
+        reply = found.reply
+        stat = reply.stat
+        headers = [(b"etag", stat.etag.encode("latin-1")), *self.common]
+        if stat.last_modified > 0:
+            headers.append(last_modified_header(stat.last_modified))
+        if reply.status == 304:
+            return headers
+        headers.extend(content_type_headers(effective_type(stat.content_type, path)))
+        headers.append((b"content-length", str(reply.length).encode()))
+        if reply.status == 206:
+            headers.append(
+                (b"content-range", f"bytes {reply.start}-{reply.end}/{stat.size}".encode())
+            )
+        return headers

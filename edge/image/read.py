@@ -1,0 +1,177 @@
+"""Read: the object a request may see, from the hot cache or from storage.
+
+Who may see what is the signature's verdict (:mod:`edge.signing`): an
+unsigned request reads ``public/`` only; a valid signature reads ``private/``
+first and falls back to ``public/``. The hot cache answers without storage and
+without a read slot; a miss takes a read slot (:mod:`edge.limits`) and reads
+storage, plain GETs filling the cache, concurrent ones sharing one read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edge.cache import Entry, HotCache
+from edge.errors import NotFound, StorageError, StorageTimeout
+from edge.image.request import ImageRequest
+from edge.limits import Lease, ReadSlots
+from edge.metrics import Metrics
+from edge.record import Record
+from edge.signing import Grant
+from edge.storage import Conditions, Reply, Storage
+from edge.storage.base import NO_CONDITIONS, decide, read_whole
+
+log = logging.getLogger("edge")
+
+
+class Found:
+    """What the read step found: the answer's status and bytes, and where they came from."""
+
+    __slots__ = ("entry", "key", "lease", "private", "reply")
+
+    def __init__(
+        self,
+        reply: Reply,
+        key: str,
+        *,
+        private: bool,
+        entry: Entry | None = None,
+        lease: Lease | None = None,
+    ) -> None:
+        self.reply = reply
+        self.key = key  # the storage key: "public/..." or "private/..."
+        self.private = private
+        self.entry = entry  # the cache entry it came from, if it did
+        self.lease = lease  # the read slot its body streams under, if it streams
+
+
+class Reader:
+    """Reads what a request may see; raises NotFound when there is nothing."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        cache: HotCache | None,
+        slots: ReadSlots,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.storage = storage
+        self.cache = cache
+        self.slots = slots
+        self.metrics = metrics
+
+    async def read(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
+        rest = request.path[3:]  # "{user}/{file}"
+        if self.cache is not None:  # hits need no storage, so no read slot either
+            found = self._from_cache(rest, grant, request, record)
+            if found is not None:
+                return found
+        lease = Lease(self.slots)
+        await lease.take()
+        try:
+            if grant is not None:
+                try:
+                    key = "private/" + rest
+                    return Found(
+                        await self._load(key, request, record), key, private=True, lease=lease
+                    )
+                except NotFound:
+                    pass
+            key = "public/" + rest
+            return Found(await self._load(key, request, record), key, private=False, lease=lease)
+        except BaseException:
+            lease.give_back()
+            raise
+
+    def _from_cache(
+        self, rest: str, grant: Grant | None, request: ImageRequest, record: Record
+    ) -> Found | None:
+        """An answer from memory alone, or None when storage must be asked."""
+        cache = self.cache
+        assert cache is not None
+        if grant is not None:
+            key = "private/" + rest
+            entry = cache.get(key)
+            if entry is None:
+                return None
+            if entry.stat is not None:
+                record.cache = "hit"
+                return Found(answer_from(entry, request), key, private=True, entry=entry)
+        key = "public/" + rest
+        entry = cache.get(key)
+        if entry is None:
+            return None
+        record.cache = "hit"
+        if entry.stat is None:
+            raise NotFound("cached: not found")
+        return Found(answer_from(entry, request), key, private=False, entry=entry)
+
+    async def _load(self, key: str, request: ImageRequest, record: Record) -> Reply:
+        """Read storage; plain GETs fill the cache, concurrent ones with a single read."""
+        cache = self.cache
+        if cache is None or not request.plain:
+            record.cache = "bypass" if cache is None else "miss"
+            return await self._timed_read(key, request.conditions, request.head)
+        record.cache = "miss"
+        uncached: Reply | None = None
+
+        async def load() -> Entry | None:
+            nonlocal uncached
+            try:
+                reply = await self._timed_read(key, NO_CONDITIONS, False)
+            except NotFound:
+                return cache.put(key, None)
+            if reply.stat.size > cache.max_object_bytes or reply.status != 200:
+                uncached = reply  # streams to the leader only
+                return None
+            data = await read_whole(reply.body) if reply.body is not None else reply.data or b""
+            entry = cache.put(key, reply.stat, data)
+            if entry is None:  # the cache's budget is too small for it
+                uncached = Reply(200, reply.stat, reply.start, reply.end, None, data)
+            return entry
+
+        entry, led = await cache.shared(key, load)
+        if uncached is not None:
+            return uncached
+        if entry is None:  # the leader could not keep it: read for ourselves
+            return await self._timed_read(key, request.conditions, request.head)
+        if entry.stat is None:
+            raise NotFound("not found (single flight)")
+        if not led:
+            record.cache = "shared"
+        return answer_from(entry, request)
+
+    async def _timed_read(self, key: str, conditions: Conditions, head: bool) -> Reply:
+        """A storage read, timed; a failure is counted and logged with what storage said
+        (the client only gets the error's code)."""
+        started = time.perf_counter()
+        try:
+            return await self.storage.read(key, conditions, head=head)
+        except (StorageError, StorageTimeout) as error:
+            log.warning("storage read of %s failed: %s", key[:300], error.reason)
+            if self.metrics is not None:
+                self.metrics.storage_errors.labels(self.storage.kind, error.code).inc()
+            raise
+        finally:
+            if self.metrics is not None:
+                operation = "head" if head else "get"
+                self.metrics.storage_latency.labels(self.storage.kind, operation).observe(
+                    time.perf_counter() - started
+                )
+
+
+def answer_from(entry: Entry, request: ImageRequest) -> Reply:
+    """The answer a cached object gives: the same decisions storage would make."""
+    if entry.whole is not None and request.plain:
+        return entry.whole  # built once, at put
+    stat = entry.stat
+    assert stat is not None
+    status, start, end = decide(stat, request.conditions)
+    if request.head or status == 304:
+        return Reply(status, stat, start, end, None)
+    whole = start == 0 and end == stat.size - 1
+    return Reply(
+        status, stat, start, end, None, entry.data if whole else entry.data[start : end + 1]
+    )

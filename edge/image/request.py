@@ -1,0 +1,95 @@
+"""Parse: what an image request asks for, read from the ASGI scope before anything is judged.
+
+The method, the path (decoded and checked against the v1 rules of
+:mod:`edge.paths`), the query as sent (the signature parameters are the
+verifier's to read), the headers that shape a read (``Range`` and the
+conditionals), and a slot for transform parameters, which the transform step
+will read once the URL contract's transforms land (today it is always empty).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from starlette.types import Scope
+
+from edge.errors import MethodNotAllowed
+from edge.http import parse_range
+from edge.memo import Memo
+from edge.paths import request_path
+from edge.storage.base import NO_CONDITIONS, Conditions
+
+#: Longer raw paths are validated every time, never remembered.
+PATH_MEMO_KEY_BYTES = 1024
+#: Request headers that shape a read; most requests carry none of them.
+_SHAPING = frozenset((b"range", b"if-none-match", b"if-modified-since", b"if-range"))
+
+
+class ImageRequest:
+    """One parsed ``GET``/``HEAD /i/{user}/{file}``."""
+
+    __slots__ = ("conditions", "head", "path", "query", "transform")
+
+    def __init__(self, path: str, query: bytes, head: bool, conditions: Conditions) -> None:
+        self.path = path  # decoded and validated: "/i/{user}/{file}"
+        self.query = query  # raw, as sent
+        self.head = head
+        self.conditions = conditions
+        self.transform: Any = None  # transform parameters: none yet (see edge.image.transform)
+
+    @property
+    def plain(self) -> bool:
+        """A GET of the whole object with no conditions: the request a cache hit answers whole."""
+        return self.conditions is NO_CONDITIONS and not self.head
+
+
+class Parser:
+    """Turns a scope into an :class:`ImageRequest`, or raises the error that refuses it."""
+
+    def __init__(self) -> None:
+        # Raw path -> validated path. Paths repeat, and the rules cost as much as the rest
+        # of a cached hit: measured saving in bench/README.md (the memos' table).
+        self.paths: Memo[bytes, str] = Memo()
+
+    def __call__(self, scope: Scope) -> ImageRequest:
+        method = scope["method"]
+        head = method == "HEAD"
+        if not head and method != "GET":
+            raise MethodNotAllowed(f"method {method}")
+        raw = scope.get("raw_path") or scope["path"].encode()
+        path = self.paths.get(raw)
+        if path is None:
+            path = self.validate(raw)
+        return ImageRequest(path, scope["query_string"], head, conditions(scope["headers"]))
+
+    def validate(self, raw: bytes) -> str:
+        """Decode and check a raw path (raising if it breaks the rules), kept for the next
+        request of it unless it is long (free to pad: it would crowd the memo)."""
+        path = request_path(raw)
+        if len(raw) <= PATH_MEMO_KEY_BYTES:
+            self.paths.remember(raw, path, sys.getsizeof(raw) + sys.getsizeof(path))
+        return path
+
+
+def conditions(headers: list[tuple[bytes, bytes]]) -> Conditions:
+    """The headers that shape a read, in one pass over the request's headers."""
+    for name, _ in headers:
+        if name in _SHAPING:
+            break
+    else:
+        return NO_CONDITIONS  # most requests: no object to build
+    ranges: list[bytes] = []
+    if_range = if_none_match = if_modified_since = None
+    for name, value in headers:
+        if name == b"range":
+            ranges.append(value)
+        elif name == b"if-none-match":  # repeated fields form one list
+            text = value.decode("latin-1")
+            if_none_match = text if if_none_match is None else f"{if_none_match}, {text}"
+        elif name == b"if-modified-since":
+            if_modified_since = value.decode("latin-1")
+        elif name == b"if-range":
+            if_range = value.decode("latin-1")
+    spec = parse_range(ranges[0].decode("latin-1")) if len(ranges) == 1 else None
+    return Conditions(spec, if_range, if_none_match, if_modified_since)
