@@ -42,6 +42,11 @@ class RequestStats:
         row = self.rows.get((outcome, status, cache))
         if row is None:
             row = self.row(outcome, status, cache)
+        self.add(row, seconds, sent)
+
+    def add(self, row: list[float], seconds: float, sent: int) -> None:
+        """Count one request of a row's kind."""
+        self.in_flight -= 1
         row[bisect_left(self.buckets, seconds)] += 1
         row[-2] += seconds
         row[-1] += sent

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-from bisect import bisect_left
 from collections.abc import Callable
 
 from orjson import dumps
@@ -60,7 +59,6 @@ class Observer:
         log = self.log
         if log is None:
             if stats is not None:
-                stats.in_flight -= 1
                 stats.record(record.outcome, record.status, record.sent, seconds, record.cache)
             return
         if log.proxied:
@@ -83,11 +81,8 @@ class Observer:
         if kind is None:
             kind = self._kind(facts)
         row, text = kind
-        if stats is not None and row is not None:  # as RequestStats.record, inline
-            stats.in_flight -= 1
-            row[bisect_left(stats.buckets, seconds)] += 1
-            row[-2] += seconds
-            row[-1] += record.sent
+        if stats is not None and row is not None:
+            stats.add(row, seconds, record.sent)
         # Milliseconds to the microsecond, in orjson's shortest form (0.123, 1.5).
         log.put(dumps(seconds * 1e6 // 1 / 1000) + text)
 

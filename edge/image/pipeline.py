@@ -21,7 +21,7 @@ from collections.abc import Callable
 from starlette.types import Receive, Scope, Send
 
 from edge.cache import HotCache
-from edge.errors import EdgeError, Overloaded, RangeNotSatisfiable
+from edge.errors import EdgeError
 from edge.image.answer import CachePolicy, Headers
 from edge.image.read import Reader
 from edge.image.request import Parser
@@ -30,7 +30,7 @@ from edge.image.transform import transform
 from edge.limits import ReadSlots
 from edge.metrics import Metrics
 from edge.record import Record
-from edge.responses import Header, error_response
+from edge.responses import error_response
 from edge.settings import Settings
 from edge.signing import Verifier
 from edge.storage import Storage
@@ -78,7 +78,6 @@ class ImagePipeline:
         self.streamer = Streamer(
             storage=storage, send_timeout=settings.send_timeout, metrics=metrics
         )
-        self._answers: dict[type[Exception], tuple[int, list[Header], bytes, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, record: Record) -> None:
         try:
@@ -105,33 +104,16 @@ class ImagePipeline:
                 await found.reply.body.aclose()
 
     async def fail(self, send: Send, error: Exception, scope: Scope, record: Record) -> None:
-        """Answer an error before any byte of the image was sent."""
-        answer = self._answers.get(type(error))
-        if answer is None:
-            if not isinstance(error, EdgeError):
-                # A bug: logged with its traceback, answered without it.
-                log.error(
-                    "unexpected error serving %s", scope.get("path", "")[:200], exc_info=error
-                )
-                error = EdgeError("unexpected error")
-            answer = self._error_answer(error)
-        status, headers, body, record.outcome = answer
+        """Answer an error before any byte of the image was sent: only its fixed code and
+        message (edge.responses), never its reason."""
+        if not isinstance(error, EdgeError):
+            # A bug: logged with its traceback, answered without it.
+            log.error("unexpected error serving %s", scope.get("path", "")[:200], exc_info=error)
+            error = EdgeError("unexpected error")
+        status, headers, body = error_response(error, cors=self.cors)
         record.status = status
+        record.outcome = "error" if type(error) is EdgeError else error.code.lower()
         head = scope["method"] == "HEAD"
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
         record.sent = 0 if head else len(body)
-
-    def _error_answer(self, error: EdgeError) -> tuple[int, list[Header], bytes, str]:
-        """Status, headers, body and outcome of an error; kept per kind when they depend on
-        the kind alone (rejections are frequent, and each kind's answer never changes)."""
-        status, headers, body = error_response(error, cors=self.cors)
-        answer = (
-            status,
-            headers,
-            body,
-            "error" if type(error) is EdgeError else error.code.lower(),
-        )
-        if not isinstance(error, RangeNotSatisfiable | Overloaded):
-            self._answers[type(error)] = answer
-        return answer
