@@ -32,6 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from edge.storage.base import Reply, Stat
 
@@ -57,6 +58,9 @@ class Entry:
     #: Response headers of a whole-object answer but Cache-Control (which may depend on
     #: the URL's exp), built by the first hit and shared by the next ones.
     headers: list[tuple[bytes, bytes]] | None = None
+    #: What the read step finds for a plain GET of it (an edge.image.read.Found), built by
+    #: the first such hit: 2,400 instructions (1.5%) of every later hit (bench.hotpath).
+    found: Any = None
 
 
 def footprint(key: str, stat: Stat | None, data: bytes) -> int:

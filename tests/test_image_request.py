@@ -16,7 +16,7 @@ def scope(path: bytes, *, method: str = "GET", headers: list[tuple[bytes, bytes]
 
 
 def test_a_request_is_parsed_once_into_its_parts() -> None:
-    request = Parser()(scope(b"/i/alice/caf%C3%A9.png", method="HEAD", query=b"sig=x&exp=1"))
+    request = Parser().parse(scope(b"/i/alice/caf%C3%A9.png", method="HEAD", query=b"sig=x&exp=1"))
     assert (request.path, request.query, request.head) == (
         "/i/alice/café.png",
         b"sig=x&exp=1",
@@ -24,9 +24,9 @@ def test_a_request_is_parsed_once_into_its_parts() -> None:
     )
     assert request.conditions is NO_CONDITIONS and request.transform is None
     assert not request.plain, "a HEAD is not answered with a body"
-    assert Parser()(scope(b"/i/alice/a.png")).plain
+    assert Parser().parse(scope(b"/i/alice/a.png")).plain
     with pytest.raises(MethodNotAllowed):
-        Parser()(scope(b"/i/alice/a.png", method="POST"))
+        Parser().parse(scope(b"/i/alice/a.png", method="POST"))
 
 
 def test_the_path_memo_is_bounded_and_keeps_no_failure() -> None:

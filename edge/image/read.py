@@ -34,7 +34,6 @@ class Found:
         self,
         reply: Reply,
         key: str,
-        *,
         private: bool,
         entry: Entry | None = None,
         lease: Lease | None = None,
@@ -62,35 +61,13 @@ class Reader:
         self.slots = slots
         self.metrics = metrics
 
-    async def read(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
-        rest = request.path[3:]  # "{user}/{file}"
-        if self.cache is not None:  # hits need no storage, so no read slot either
-            found = self._from_cache(rest, grant, request, record)
-            if found is not None:
-                return found
-        lease = Lease(self.slots)
-        await lease.take()
-        try:
-            if grant is not None:
-                try:
-                    key = "private/" + rest
-                    return Found(
-                        await self._load(key, request, record), key, private=True, lease=lease
-                    )
-                except NotFound:
-                    pass
-            key = "public/" + rest
-            return Found(await self._load(key, request, record), key, private=False, lease=lease)
-        except BaseException:
-            lease.give_back()
-            raise
-
-    def _from_cache(
-        self, rest: str, grant: Grant | None, request: ImageRequest, record: Record
-    ) -> Found | None:
-        """An answer from memory alone, or None when storage must be asked."""
+    def cached(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found | None:
+        """An answer from memory alone, or None when storage must be asked: a hit needs no
+        storage, so no read slot either (and no coroutine: most requests end here)."""
         cache = self.cache
-        assert cache is not None
+        if cache is None:
+            return None
+        rest = request.path[3:]  # "{user}/{file}"
         if grant is not None:
             key = "private/" + rest
             entry = cache.get(key)
@@ -98,7 +75,7 @@ class Reader:
                 return None
             if entry.stat is not None:
                 record.cache = "hit"
-                return Found(answer_from(entry, request), key, private=True, entry=entry)
+                return _hit(entry, key, True, request)
         key = "public/" + rest
         entry = cache.get(key)
         if entry is None:
@@ -106,7 +83,27 @@ class Reader:
         record.cache = "hit"
         if entry.stat is None:
             raise NotFound("cached: not found")
-        return Found(answer_from(entry, request), key, private=False, entry=entry)
+        return _hit(entry, key, False, request)
+
+    async def stored(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
+        """An answer from storage, under a read slot its body streams under."""
+        rest = request.path[3:]
+        lease = Lease(self.slots)
+        await lease.take()
+        try:
+            if grant is not None:
+                key = "private/" + rest
+                try:
+                    reply = await self._load(key, request, record)
+                    return Found(reply, key, True, lease=lease)
+                except NotFound:
+                    pass
+            key = "public/" + rest
+            reply = await self._load(key, request, record)
+            return Found(reply, key, False, lease=lease)
+        except BaseException:
+            lease.give_back()
+            raise
 
     async def _load(self, key: str, request: ImageRequest, record: Record) -> Reply:
         """Read storage; plain GETs fill the cache, concurrent ones with a single read."""
@@ -162,10 +159,22 @@ class Reader:
                 )
 
 
+def _hit(entry: Entry, key: str, private: bool, request: ImageRequest) -> Found:
+    """What a cached object answers: a plain GET's answer is built once per entry."""
+    if not request.plain:
+        return Found(answer_from(entry, request), key, private, entry)
+    found: Found | None = entry.found
+    if found is None:
+        assert entry.whole is not None
+        found = entry.found = Found(entry.whole, key, private, entry)
+    return found
+
+
 def answer_from(entry: Entry, request: ImageRequest) -> Reply:
-    """The answer a cached object gives: the same decisions storage would make."""
+    """The answer a cached object gives: the same decisions storage would make (a plain GET's,
+    the whole object, is built once, at put)."""
     if entry.whole is not None and request.plain:
-        return entry.whole  # built once, at put
+        return entry.whole
     stat = entry.stat
     assert stat is not None
     status, start, end = decide(stat, request.conditions)

@@ -29,19 +29,16 @@ _SHAPING = frozenset((b"range", b"if-none-match", b"if-modified-since", b"if-ran
 class ImageRequest:
     """One parsed ``GET``/``HEAD /i/{user}/{file}``."""
 
-    __slots__ = ("conditions", "head", "path", "query", "transform")
+    __slots__ = ("conditions", "head", "path", "plain", "query", "transform")
 
     def __init__(self, path: str, query: bytes, head: bool, conditions: Conditions) -> None:
         self.path = path  # decoded and validated: "/i/{user}/{file}"
         self.query = query  # raw, as sent
         self.head = head
         self.conditions = conditions
+        #: A GET of the whole object with no conditions: what a cache hit answers whole.
+        self.plain = conditions is NO_CONDITIONS and not head
         self.transform: Any = None  # transform parameters: none yet (see edge.image.transform)
-
-    @property
-    def plain(self) -> bool:
-        """A GET of the whole object with no conditions: the request a cache hit answers whole."""
-        return self.conditions is NO_CONDITIONS and not self.head
 
 
 class Parser:
@@ -52,7 +49,7 @@ class Parser:
         # of a cached hit: measured saving in bench/README.md (the memos' table).
         self.paths: Memo[bytes, str] = Memo()
 
-    def __call__(self, scope: Scope) -> ImageRequest:
+    def parse(self, scope: Scope) -> ImageRequest:
         method = scope["method"]
         head = method == "HEAD"
         if not head and method != "GET":

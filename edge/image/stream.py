@@ -1,10 +1,11 @@
-"""Stream: an answer's body, sent as fast as the client takes it and no faster.
+"""Stream: a large body, sent as fast as the client takes it and no faster.
 
-A small body (read whole, or cached) is one message. A large one flows chunk by
-chunk from storage at the client's pace; a client that stops reading lets go of
-storage meanwhile (see :meth:`Streamer.stream`). Returning without completing
-the response makes the server close the connection: a client always sees a
-short body as an error, never as a clean end.
+(A small body, read whole or cached, is one message the pipeline sends itself.)
+A large one flows chunk by chunk from storage at the client's pace; a client
+that stops reading lets go of storage meanwhile (see :meth:`Streamer.stream`).
+Returning without completing the response makes the server close the
+connection: a client always sees a short body as an error, never as a clean
+end.
 """
 
 from __future__ import annotations
@@ -35,17 +36,6 @@ class Streamer:
         self.storage = storage
         self.send_timeout = send_timeout
         self.metrics = metrics
-
-    async def send_body(
-        self, found: Found, head: bool, receive: Receive, send: Send, record: Record
-    ) -> None:
-        reply = found.reply
-        if reply.body is None:
-            body = b"" if head or reply.data is None else reply.data
-            await send({"type": "http.response.body", "body": body})
-            record.sent = len(body)
-        else:
-            await self.stream(found, receive, send, record)
 
     async def stream(self, found: Found, receive: Receive, send: Send, record: Record) -> None:
         """Send a large body chunk by chunk, reading storage only as fast as the client takes it.
