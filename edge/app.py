@@ -90,7 +90,7 @@ class Edge:
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
         self.settings = settings
-        self.storage = storage or open_storage(settings)
+        self.storage = storage or open_storage(settings.storage, settings.s3)
         verifier = Verifier(
             settings.signing_keys, max_ttl=settings.max_ttl, leeway=settings.clock_leeway
         )

@@ -160,7 +160,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    open_storage(settings)  # a missing folder is a one-line error here, not a traceback
+    open_storage(settings.storage, settings.s3)  # a missing folder: one line here, no traceback
     _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
     return EXIT_OK
 
@@ -208,6 +208,7 @@ def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int, settings: 
     from edge.logwriter import install_logging
     from edge.server import fit_open_files
 
+    settings.check_server(port=args.port, workers=workers)
     fit_open_files(settings)  # a limit too low is a one-line error, before anything starts
     install_logging()
     # uvicorn drains connections on SIGTERM, then re-raises the signal once done;

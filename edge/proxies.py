@@ -4,10 +4,14 @@ proxies named in ``EDGE_TRUSTED_PROXIES``: anyone else could forge them."""
 from __future__ import annotations
 
 import ipaddress
+from typing import TypeAlias
 
 from starlette.types import Scope
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from edge.errors import ConfigError
+
+#: One entry of ``EDGE_TRUSTED_PROXIES``: a single address is a /32 (or /128) network.
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ProxyPolicy:
@@ -53,8 +57,6 @@ class ProxyPolicy:
 
 def parse_networks(name: str, text: str) -> tuple[Network, ...]:
     """``10.0.0.0/8, 127.0.0.1, ::1``: addresses or CIDR networks, comma-separated."""
-    from edge.errors import ConfigError
-
     networks = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         try:

@@ -79,13 +79,15 @@ def test_kubernetes_manifests() -> None:
     pod = deployment["spec"]["template"]
     labels = pod["metadata"]["labels"]
     (container,) = pod["spec"]["containers"]
-    assert build_parser().parse_args(container["args"]).run.__name__ == "run_serve"
+    args = build_parser().parse_args(container["args"])
+    assert args.run.__name__ == "run_serve"
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert ports["http"] == int(container["args"][container["args"].index("--port") + 1])
     plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     check_env(plain)
+    Settings.from_env(plain).check_server(port=args.port, workers=args.workers)
     assert (
         int(plain["EDGE_METRICS"])
         == ports["metrics"]

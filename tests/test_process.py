@@ -132,6 +132,38 @@ def test_serve_rejects_bad_settings_at_start(tmp_path: Path, name: str, value: s
     assert "Traceback" not in done.stderr and "c2hvcnQ" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "args", "start"),
+    [
+        ({"EDGE_CACHE_MAX_BYTES": "256"}, [], "EDGE_CACHE_MAX_OBJECT_BYTES: 1048576 is above"),
+        ({"EDGE_S3_REGION": "eu-west-1"}, [], "EDGE_STORAGE: not set, so edge would serve"),
+        ({"EDGE_METRICS": "9100"}, ["--workers", "2"], "EDGE_METRICS: a metrics port (9100)"),
+        ({"EDGE_METRICS": "{port}"}, ["--port", "{port}"], "EDGE_METRICS: port {port} is"),
+    ],
+    ids=["cache", "s3-without-storage", "metrics-port-workers", "metrics-port-is-port"],
+)
+def test_serve_rejects_settings_that_cannot_work_together(
+    tmp_path: Path, env: dict[str, str], args: list[str], start: str
+) -> None:
+    port = str(free_port())
+    (tmp_path / "public").mkdir()
+    (tmp_path / "private").mkdir()
+    env = {name: value.format(port=port) for name, value in env.items()}
+    if not any(name.startswith("EDGE_S3_") for name in env):
+        env["EDGE_STORAGE"] = str(tmp_path)
+    done = subprocess.run(
+        [*EDGE, "serve", *(arg.format(port=port) for arg in args)],
+        env=clean_env(**env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"edge: {start.format(port=port)}"), done.stderr
+
+
 def peak_rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from edge.errors import ConfigError
-from edge.settings import Settings
 from edge.storage.base import CHUNK_BYTES, Body, Conditions, Reply, Stat, Storage
+from edge.storage.config import S3Settings, StorageTarget
 from edge.storage.files import FileStorage
 
 __all__ = [
@@ -20,15 +20,17 @@ __all__ = [
     "Conditions",
     "FileStorage",
     "Reply",
+    "S3Settings",
     "Stat",
     "Storage",
+    "StorageTarget",
     "open_storage",
 ]
 
 
-def open_storage(settings: Settings) -> Storage:
-    """The storage the settings name; a missing folder is a start-up error naming the variable."""
-    target = settings.storage
+def open_storage(target: StorageTarget, s3: S3Settings) -> Storage:
+    """The storage ``target`` names (``s3`` is used for a bucket only); a missing folder or
+    missing credentials are start-up errors naming the variable."""
     if target.kind == "s3":
         from edge.storage.s3 import S3Storage, find_credentials  # loaded only when used
 
@@ -37,16 +39,7 @@ def open_storage(settings: Settings) -> Storage:
                 "EDGE_STORAGE: an S3 bucket needs AWS credentials; none found (set"
                 " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role)"
             )
-        return S3Storage(
-            bucket=target.location,
-            prefix=target.prefix,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            max_connections=settings.s3_max_connections,
-            connect_timeout=settings.s3_connect_timeout,
-            read_timeout=settings.s3_read_timeout,
-            max_attempts=settings.s3_max_attempts,
-        )
+        return S3Storage(bucket=target.location, prefix=target.prefix, settings=s3)
     if not os.path.isdir(target.location):
         raise ConfigError(
             f"EDGE_STORAGE: folder {target.location!r} does not exist; create it with public/"

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from edge.errors import ConfigError, NotFound, RangeNotSatisfiable, StorageError, StorageTimeout
 from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
 from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide, read_whole
+from edge.storage.config import S3Settings
 from edge.storage.sigv4 import Credentials, Signer, object_path
 from edge.storage.wire import Pool, Response
 
@@ -55,28 +56,17 @@ def find_credentials() -> bool:
 class S3Storage(Storage):
     kind = "s3"
 
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        prefix: str = "",
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        max_connections: int = 64,
-        connect_timeout: float = 2.0,
-        read_timeout: float = 10.0,
-        max_attempts: int = 3,
-    ) -> None:
+    def __init__(self, *, bucket: str, prefix: str = "", settings: S3Settings) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._endpoint_url = endpoint_url
-        self._region = region
-        self._max_connections = max_connections
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._max_attempts = max_attempts
+        self._endpoint_url = settings.endpoint_url
+        self._region = settings.region
+        self._max_connections = settings.max_connections
+        self._connect_timeout = settings.connect_timeout
+        self._read_timeout = settings.read_timeout
+        self._max_attempts = settings.max_attempts
         self._pool: Pool | None = None
-        self._signer = Signer(region=region or "us-east-1")
+        self._signer = Signer(region=settings.region or "us-east-1")
         self._host = ""  # the Host header, port included when not the scheme's default
         self._bucket_path = ""  # "/bucket" for path-style addressing, "" for virtual-hosted
         self._source: Any = None  # botocore's credentials, refreshed by botocore

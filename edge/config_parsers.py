@@ -1,0 +1,115 @@
+"""How one environment variable's text becomes one typed value, or a one-line error.
+
+Every parser takes the variable's name (for the error) and its text (stripped);
+its name says what it parses. Parsers of edge's own types live next to those
+types: :func:`edge.storage.config.parse_storage`, :func:`edge.proxies.parse_networks`,
+:func:`edge.keys.parse_keyring` (wrapped here). An error names the variable and
+never echoes a key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from edge.errors import ConfigError
+from edge.keys import Keyring, parse_keyring
+
+_UNITS = {"": 1, "B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{0,63}")
+_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+
+def parse_seconds(name: str, text: str) -> int:
+    """A whole number of seconds, 0 or more, digits only."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise ConfigError(f"{name}: expected a whole number of seconds (0 or more), got {text!r}")
+    return int(text)
+
+
+def parse_duration(name: str, text: str) -> float:
+    """Seconds, decimals allowed, more than 0 (and less than a year)."""
+    try:
+        value = float(text) if text.isascii() else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400 * 365 or text.lower() in ("nan", "inf"):
+        raise ConfigError(
+            f"{name}: expected a number of seconds above 0, such as 2 or 0.5, got {text!r}"
+        )
+    return value
+
+
+def parse_bytes(name: str, text: str) -> int:
+    """Bytes: a whole number, optionally with KiB, MiB or GiB."""
+    number = text.rstrip("BbIiKkMmGg ")
+    unit = text[len(number) :].strip().upper()
+    if not (number.isascii() and number.isdigit()) or len(number) > 20 or unit not in _UNITS:
+        raise ConfigError(f"{name}: expected bytes such as 1048576 or 256MiB, got {text!r}")
+    return int(number) * _UNITS[unit]
+
+
+def parse_count(name: str, text: str) -> int:
+    """A whole number from 1 to 100000: pool sizes, slots, attempts."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 12) or not 1 <= int(text) <= 100_000:
+        raise ConfigError(f"{name}: expected a whole number from 1 to 100000, got {text!r}")
+    return int(text)
+
+
+def parse_flag(name: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name}: expected on or off, got {text!r}")
+
+
+def parse_optional_url(name: str, text: str) -> str | None:
+    """An http:// or https:// URL; empty means none."""
+    if not text:
+        return None
+    if not _URL.fullmatch(text):
+        raise ConfigError(f"{name}: expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def parse_optional_text(name: str, text: str) -> str | None:
+    """Any text; empty means none."""
+    return text or None
+
+
+def parse_header_name(name: str, text: str) -> str:
+    """An HTTP header name, kept in lower case (as ASGI servers hand headers over)."""
+    if not _HEADER_NAME.fullmatch(text):
+        raise ConfigError(f"{name}: expected a header name such as X-Original-URI, got {text!r}")
+    return text.lower()
+
+
+def parse_signing_keys(name: str, text: str) -> Keyring:
+    """A keyring, ``kid:alg:key[,...]``: :func:`edge.keys.parse_keyring` naming ``name``."""
+    return parse_keyring(text, variable=name)
+
+
+def parse_access_log(name: str, text: str) -> Literal["json", "off"]:
+    match text.lower():
+        case "json":
+            return "json"
+        case "off":
+            return "off"
+    raise ConfigError(f"{name}: expected json or off, got {text!r}")
+
+
+def parse_metrics(name: str, text: str) -> Literal["local", "on", "off"] | int:
+    """``local`` (at /metrics, loopback peers only), ``on`` (at /metrics, anyone), ``off``,
+    or a port number for a listener of its own."""
+    match text.lower():
+        case "local":
+            return "local"
+        case "on":
+            return "on"
+        case "off":
+            return "off"
+    if text.isascii() and text.isdigit() and len(text) <= 12 and 1 <= int(text) <= 65535:
+        return int(text)
+    raise ConfigError(f"{name}: expected local, on, off or a port number, got {text!r}")
