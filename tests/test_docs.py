@@ -89,3 +89,23 @@ def test_readme_names_the_two_commands() -> None:
     assert re.search(r"^demo: ", makefile, re.MULTILINE) and re.search(
         r"^test: ", makefile, re.MULTILINE
     )
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """A newcomer finds every module of the package in the README's layout, one line each."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout") :]
+    modules = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "edge").rglob("*.py")
+        if path.name != "__init__.py" and path.stem != "__main__"
+    )
+    missing = [module for module in modules if f"| `{module}` |" not in layout]
+    assert not missing, missing
+
+
+def test_the_architecture_names_every_pipeline_step_module() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    for step in sorted((ROOT / "edge" / "image").glob("*.py")):
+        if step.name != "__init__.py":
+            assert f"`edge/image/{step.name}`" in text, step.name
