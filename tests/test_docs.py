@@ -14,6 +14,7 @@ from starlette.routing import Route
 from edge import errors
 from edge.settings import markdown_table
 from edge.signing import Verifier, check_url
+from edge.storage import failure_docs, failures
 from tests.conftest import KEYS
 from tests.servers import run_uvicorn
 
@@ -33,6 +34,19 @@ def test_settings_tables_match_the_code(doc: str) -> None:
     start = text.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
     end = text.index("<!-- settings-table:end -->")
     assert text[start:end].strip() == markdown_table(), "run: python -m edge.settings"
+
+
+def between(text: str, marker: str) -> str:
+    start = text.index(f"<!-- {marker}:start -->") + len(f"<!-- {marker}:start -->")
+    return text[start : text.index(f"<!-- {marker}:end -->")].strip()
+
+
+def test_failure_tables_match_the_code() -> None:
+    text = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    run = "run: python -m edge.storage.failure_docs"
+    assert between(text, "s3-failures") == failure_docs.markdown_table(failures.S3_ROWS), run
+    folder = failure_docs.markdown_table(failures.FILE_ROWS, retries=False)
+    assert between(text, "folder-failures") == folder, run
 
 
 def test_troubleshooting_covers_every_error_code() -> None:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.errors import StorageError
 from edge.http import RangeSpec, if_range_holds, is_not_modified, resolve_range
+from edge.storage.failures import CHANGED
 
 #: Bodies move in chunks of this size: large enough that per-chunk overhead is
 #: small, small enough that a slow client holds little memory.
@@ -143,5 +143,5 @@ class Storage(ABC):
         ):
             if reply.body is not None:
                 await reply.body.aclose()
-            raise StorageError(f"{key} changed during a download")
+            raise CHANGED.exception(key=key)
         return reply.body if reply.body is not None else Chunk(reply.data or b"")

@@ -4,6 +4,7 @@ The folder can never be escaped: paths are validated before they get here (no
 ``..``, no backslash, no NUL), and the resolved file must lie inside the
 visibility's own folder, so no symlink leads out of the root or from
 ``public/`` into ``private/``. Blocking calls run in the default executor.
+Each failure is raised from its row of :mod:`edge.storage.failures`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ import os
 import stat as stat_module
 from pathlib import Path
 
-from edge.errors import NotFound, StorageError
 from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide
+from edge.storage.failures import (
+    FILE_NOT_REGULAR,
+    FILE_OUTSIDE,
+    FILE_READ_FAILED,
+    FILE_ROOT,
+    FILE_SHRANK,
+    file_open_row,
+)
+
+#: Opened without blocking: a FIFO would otherwise hold a thread until a writer came
+#: (it is then refused as not a regular file); reads of regular files ignore the flag.
+OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class FileStorage(Storage):
@@ -27,7 +39,7 @@ class FileStorage(Storage):
 
     async def check(self) -> None:
         if not await asyncio.to_thread(self.root.is_dir):
-            raise StorageError(f"{self.root} is not a directory")
+            raise FILE_ROOT.exception(root=self.root)
 
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
         return await asyncio.to_thread(self._read, key, conditions, head)
@@ -37,18 +49,16 @@ class FileStorage(Storage):
         folder = self._folders[visibility]
         real = os.path.realpath(folder + rest)
         if not real.startswith(folder):
-            raise NotFound(f"{key} resolves outside {folder}")
+            raise FILE_OUTSIDE.exception(key=key, folder=folder)
         try:
-            fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFound(f"no file for {key}") from None
+            fd = os.open(real, OPEN_FLAGS)
         except OSError as error:
-            raise StorageError(f"cannot open {key}: {error.strerror}") from None
+            raise file_open_row(error).exception(key=key, detail=error.strerror) from None
         keep_open = False
         try:
             info = os.fstat(fd)  # of the open file: its bytes and its validators agree
             if not stat_module.S_ISREG(info.st_mode):
-                raise NotFound(f"{key} is not a regular file")
+                raise FILE_NOT_REGULAR.exception(key=key)
             stat = Stat(
                 size=info.st_size,
                 etag=f'"{info.st_mtime_ns:x}-{info.st_size:x}"',
@@ -60,9 +70,9 @@ class FileStorage(Storage):
                 return Reply(status, stat, start, end, None)
             length = end - start + 1
             if length <= CHUNK_BYTES:
-                data = os.pread(fd, length, start)
+                data = _pread(fd, length, start, key)
                 if len(data) != length:
-                    raise StorageError(f"{key} shrank while being read")
+                    raise FILE_SHRANK.exception(key=key)
                 return Reply(status, stat, start, end, None, data)
             keep_open = True
             return Reply(status, stat, start, end, FileChunks(fd, start, end, key))
@@ -84,9 +94,9 @@ class FileChunks:
         if self._position > self._end or self._fd < 0:
             raise StopAsyncIteration
         size = min(CHUNK_BYTES, self._end - self._position + 1)
-        data = await asyncio.to_thread(os.pread, self._fd, size, self._position)
+        data = await asyncio.to_thread(_pread, self._fd, size, self._position, self._key)
         if not data:
-            raise StorageError(f"{self._key} shrank while being read")
+            raise FILE_SHRANK.exception(key=self._key)
         self._position += len(data)
         return data
 
@@ -94,3 +104,10 @@ class FileChunks:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _pread(fd: int, size: int, position: int, key: str) -> bytes:
+    try:
+        return os.pread(fd, size, position)
+    except OSError as error:
+        raise FILE_READ_FAILED.exception(key=key, detail=error.strerror) from None

@@ -10,9 +10,9 @@ roles, refreshed before they expire) and the region.
 The Range and the conditions S3 evaluates reliably (a single ETag, a date) are
 forwarded in their canonical form, and every condition is checked again here
 on the reply, so the answers match the filesystem backend's exactly.
-Connection errors, timeouts before the answer, 500, 502, 503, 504 and 429 are
-retried up to ``max_attempts`` in all, with a short jittered backoff: an image
-request is better failed fast than held for seconds.
+What each failure becomes (tried again or not, which error, what the log says)
+is a row of :mod:`edge.storage.failures`: this client only raises and retries
+from there.
 """
 
 from __future__ import annotations
@@ -26,22 +26,37 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.errors import ConfigError, NotFound, RangeNotSatisfiable, StorageError, StorageTimeout
+from edge.errors import ConfigError, RangeNotSatisfiable
 from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
 from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide, read_whole
 from edge.storage.config import S3Settings
+from edge.storage.failures import (
+    BACKOFF,
+    CREDENTIALS,
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
+    UNASKED_PART,
+    WRONG_PART,
+    Fault,
+    Silence,
+)
+from edge.storage.s3_answers import (
+    Refusal,
+    S3Chunks,
+    error_document,
+    length_of,
+    refusal,
+    span_of,
+    stat_of,
+)
 from edge.storage.sigv4 import Credentials, Signer, object_path
 from edge.storage.wire import Pool, Response
 
-#: Answers worth another attempt (AWS's "transient" and throttling statuses).
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Backoff before attempt n+1: a random share of min(BACKOFF_CAP, BACKOFF_BASE * 2**n).
 BACKOFF_BASE, BACKOFF_CAP = 0.025, 0.5
 #: Temporary credentials are looked at again this often (botocore refreshes them
 #: well before expiry; a static key is read once).
 CREDENTIALS_SECONDS = 60.0
-_ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
-_OBJECT_SIZE = re.compile(rb"<ActualObjectSize>(\d{1,20})</ActualObjectSize>")
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
@@ -109,16 +124,17 @@ class S3Storage(Storage):
             self._pool = None
 
     async def check(self) -> None:
-        response = await self._send("HEAD", self._bucket_path or "/", [])
-        response.release()
-        if response.status != 200:
-            raise StorageError(f"S3 answered {response.status} for bucket {self.bucket}")
+        """A HEAD of the bucket: any refusal is its row's error (a 404 is NoSuchBucket)."""
+        answer = await self._send("HEAD", self._bucket_path or "/", [], bucket=True)
+        if isinstance(answer, Refusal):
+            raise answer.exception(**self._facts(f"bucket {self.bucket}"))
+        answer.release()
 
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
         if head:
             response = await self._object("HEAD", key, [])
             response.release()
-            stat = _stat(response.headers, _int(response.headers.get("content-length")))
+            stat = stat_of(response.headers, length_of(response.headers, key))
             status, start, end = decide(stat, conditions)
             return Reply(status, stat, start, end, None)
         return await self._get(key, conditions)
@@ -149,7 +165,7 @@ class S3Storage(Storage):
             if error.size < 0:
                 head = await self._object("HEAD", key, [])
                 head.release()
-                error.size = _int(head.headers.get("content-length"))
+                error.size = length_of(head.headers, key)
             raise
         try:
             return await self._reply(key, response, conditions)
@@ -159,47 +175,56 @@ class S3Storage(Storage):
 
     async def _reply(self, key: str, response: Response, conditions: Conditions) -> Reply:
         headers = response.headers
+        length = length_of(headers, key)
         content_range = headers.get("content-range")
-        length = _int(headers.get("content-length"))
-        size = int(content_range.rpartition("/")[2]) if content_range else length
-        stat = _stat(headers, size)
-        status, _, _ = decide(stat, conditions)  # the decision the files backend makes
+        span = None if content_range is None else span_of(content_range, key)
+        stat = stat_of(headers, length if span is None else span[2])
+        status, start, end = decide(stat, conditions)  # the decision the files backend makes
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
             await response.drain()  # the object's bytes, unread: never the next answer's
             return Reply(304, stat, 0, -1, None)
-        if content_range and conditions.range is None:
-            raise StorageError(f"S3 sent a part of {key} nobody asked for: {content_range:.60}")
-        if status == 200 and content_range:  # If-Range failed here: the whole object, once
+        if span is None:  # the whole object, also a correct answer to a Range a store ignored
+            status, start, end = 200, 0, stat.size - 1
+        elif conditions.range is None:
+            raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
+        elif status == 200:  # If-Range failed here: the whole object, once
             await response.drain()
             return await self._get(key, replace(conditions, range=None, if_range=None))
-        if content_range:
-            span = content_range.removeprefix("bytes ").partition("/")[0]
-            first, _, last = span.partition("-")
-            status, start, end = 206, int(first), int(last)
-        else:  # the whole object, also a correct answer to a Range a store ignored
-            status, start, end = 200, 0, size - 1
+        elif span[:2] != (start, end):
+            detail = f"bytes {span[0]}-{span[1]} for a request of {start}-{end}"
+            raise WRONG_PART.exception(key=key, detail=detail)
         if length != end - start + 1:
-            raise StorageError(f"S3 sent {length} bytes for a span of {end - start + 1}")
+            detail = f"{length} bytes for a span of {end - start + 1}"
+            raise WRONG_PART.exception(key=key, detail=detail)
         chunks = S3Chunks(response, length, key)
         if length <= CHUNK_BYTES:
             return Reply(status, stat, start, end, None, await read_whole(chunks))
         return Reply(status, stat, start, end, chunks)
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
-        """A GET or HEAD of ``key`` with its answer's status mapped to edge's errors."""
-        response = await self._send(
-            method, self._bucket_path + object_path(None, self.prefix + key), headers
-        )
-        if response.status < 300:
-            return response
-        try:
-            body = b"" if method == "HEAD" else await _error_document(response)
-        finally:
-            response.release()
-        raise _status_error(response, body, key)
+        """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""
+        path = self._bucket_path + object_path(None, self.prefix + key)
+        answer = await self._send(method, path, headers, key=key)
+        if isinstance(answer, Response):
+            return answer
+        if answer.row is NOT_MODIFIED:
+            modified = parse_http_date(answer.headers.get("last-modified")) or 0
+            raise _NotModified(Stat(-1, answer.headers.get("etag", '""'), modified, None))
+        if answer.row is PRECONDITION_FAILED:
+            raise _PreconditionFailed
+        raise answer.exception(**self._facts(key))
 
-    async def _send(self, method: str, path: str, headers: list[tuple[str, str]]) -> Response:
-        """One request, retried on connection errors, silence and transient statuses."""
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        *,
+        key: str = "",
+        bucket: bool = False,
+    ) -> Response | Refusal:
+        """One request, tried again as its failure's row says: a success (2xx), or S3's
+        refusal, read (its error document) and classified. ``bucket``: a HEAD of the bucket."""
         assert self._pool is not None, "S3Storage.open() was not awaited"
         if time.monotonic() >= self._credentials_until:
             await self._fresh_credentials()
@@ -211,55 +236,38 @@ class S3Storage(Storage):
             request = "".join(lines).encode("latin-1") + b"\r\n"
             try:
                 response = await self._pool.request(request, head_only=method == "HEAD")
-            except (StorageError, StorageTimeout):
-                if attempt >= self._max_attempts:
-                    raise
+            except (Fault, Silence) as error:
+                if error.row.retry is not BACKOFF or attempt >= self._max_attempts:
+                    raise error.again(key=key, attempts=attempt) from None
             else:
-                if response.status not in RETRY_STATUSES or attempt >= self._max_attempts:
+                if response.status < 300:
                     return response
-                try:
-                    if method != "HEAD":
-                        await _error_document(response)  # read, so the connection is kept
+                try:  # read, so the connection is kept
+                    document = b"" if method == "HEAD" else await error_document(response)
                 finally:
                     response.release()
+                answer = refusal(
+                    response.status, response.headers, document, bucket=bucket, attempts=attempt
+                )
+                if answer.row.retry is not BACKOFF or attempt >= self._max_attempts:
+                    return answer
             await asyncio.sleep(random.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
             attempt += 1
+
+    def _facts(self, key: str) -> dict[str, object]:
+        """What a refusal's reason may name, besides what S3 said."""
+        assert self._pool is not None
+        endpoint, region = self._pool.endpoint, self._signer.region
+        return {"key": key, "bucket": self.bucket, "endpoint": endpoint, "signing_region": region}
 
     async def _fresh_credentials(self) -> None:
         try:
             frozen = await self._source.get_frozen_credentials()
         except Exception as error:  # an unreachable metadata service, a bad profile
-            raise StorageError(f"S3 credentials: {type(error).__name__}") from None
+            raise CREDENTIALS.exception(detail=type(error).__name__) from None
         self._credentials = Credentials(frozen.access_key, frozen.secret_key, frozen.token)
         refreshable = hasattr(self._source, "refresh_needed")
         self._credentials_until = time.monotonic() + CREDENTIALS_SECONDS if refreshable else 1e300
-
-
-class S3Chunks:
-    """An S3 body a chunk at a time; a short body is an error, never a clean end."""
-
-    def __init__(self, response: Response, length: int, key: str) -> None:
-        self._response, self._left, self._key = response, length, key
-
-    def __aiter__(self) -> S3Chunks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._left <= 0:
-            raise StopAsyncIteration
-        try:
-            data = await self._response.read()
-        except StorageTimeout:
-            raise StorageTimeout(f"S3 body of {self._key} stalled") from None
-        except StorageError as error:
-            raise StorageError(f"S3 body of {self._key}: {error.reason}") from None
-        if not data:
-            raise StorageError(f"S3 body of {self._key} ended {self._left} bytes early")
-        self._left -= len(data)
-        return data
-
-    async def aclose(self) -> None:
-        self._response.release()  # kept if the body is all in (even unread), else closed
 
 
 class _NotModified(Exception):
@@ -269,45 +277,3 @@ class _NotModified(Exception):
 
 class _PreconditionFailed(Exception):
     pass
-
-
-async def _error_document(response: Response) -> bytes:
-    try:
-        return await response.read_all(4096)
-    except (StorageError, StorageTimeout):
-        return b""
-
-
-def _int(text: str | None) -> int:
-    if text is None or not text.isdigit():
-        raise StorageError(f"S3 sent no usable length: {text!r:.40}")
-    return int(text)
-
-
-def _stat(headers: dict[str, str], size: int) -> Stat:
-    return Stat(
-        size=size,
-        etag=headers.get("etag", '""'),
-        last_modified=parse_http_date(headers.get("last-modified")) or 0,
-        content_type=headers.get("content-type"),
-    )
-
-
-def _status_error(response: Response, body: bytes, key: str) -> Exception:
-    status = response.status
-    found = _ERROR_CODE.search(body)
-    code = found.group(1).decode("latin-1") if found else ""
-    if status == 404:
-        return NotFound(f"no object {key}")
-    if status == 304:
-        headers = response.headers
-        modified = parse_http_date(headers.get("last-modified")) or 0
-        return _NotModified(Stat(-1, headers.get("etag", '""'), modified, None))
-    if status == 412:
-        return _PreconditionFailed()
-    if status == 416:
-        size = _OBJECT_SIZE.search(body)
-        return RangeNotSatisfiable(
-            "S3: range not satisfiable", size=int(size.group(1)) if size else -1
-        )
-    return StorageError(f"S3 answered {status} {code} for {key}".rstrip())

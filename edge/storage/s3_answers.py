@@ -1,0 +1,131 @@
+"""Reading S3's answers: a refusal classified into its row of the failure table, a body a
+chunk at a time, and the lengths and ranges an answer must get right (each failure
+raised from its row of :mod:`edge.storage.failures`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from edge.errors import EdgeError
+from edge.http import parse_http_date
+from edge.storage.base import Stat
+from edge.storage.failures import (
+    BODY_CUT,
+    NO_LENGTH,
+    NO_SUCH_BUCKET,
+    WRONG_PART,
+    Fault,
+    Row,
+    Silence,
+    answer_row,
+)
+from edge.storage.wire import Response
+
+#: The longest error document read: S3's are a few hundred bytes; a longer body is not
+#: read to its end (its connection is closed instead).
+ERROR_DOCUMENT_BYTES = 4096
+_LENGTH = re.compile(r"[0-9]{1,20}")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
+_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
+_REGION = re.compile(rb"<Region>([a-z0-9-]{1,32})</Region>")
+_OBJECT_SIZE = re.compile(rb"<ActualObjectSize>(\d{1,20})</ActualObjectSize>")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An S3 answer that is not a success, read and classified."""
+
+    row: Row
+    status: int
+    code: str  # S3's error code, "" when it sent no document (every HEAD)
+    region: str  # the bucket's region, if S3 named it
+    size: int  # the object's size, if a 416 said it; else -1
+    headers: dict[str, str]
+    attempts: int  # made, this one included
+
+    def exception(self, **facts: object) -> EdgeError:
+        """The row's error; ``facts`` add what S3 did not say (the key, the bucket...)."""
+        answer = f"{self.status} {self.code}".rstrip()
+        region = self.region or "(not named)"
+        return self.row.exception(
+            size=self.size, answer=answer, region=region, attempts=self.attempts, **facts
+        )
+
+
+def refusal(
+    status: int,
+    headers: dict[str, str],
+    document: bytes,
+    *,
+    bucket: bool = False,
+    attempts: int = 1,
+) -> Refusal:
+    """Classify an answer of status 300 or more. ``bucket``: it answers a HEAD of the bucket
+    itself, where a 404 can only mean there is no such bucket."""
+    found = _CODE.search(document)
+    code = found.group(1).decode("latin-1") if found else ""
+    region = headers.get("x-amz-bucket-region", "")
+    if not region and (named := _REGION.search(document)):
+        region = named.group(1).decode("ascii")
+    size = _OBJECT_SIZE.search(document)
+    row = NO_SUCH_BUCKET if bucket and status == 404 else answer_row(status, code)
+    size_said = int(size.group(1)) if size else -1
+    return Refusal(row, status, code, region, size_said, headers, attempts)
+
+
+class S3Chunks:
+    """An S3 body a chunk at a time; a short body is an error, never a clean end."""
+
+    def __init__(self, response: Response, length: int, key: str) -> None:
+        self._response, self._left, self._key = response, length, key
+
+    def __aiter__(self) -> S3Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._left <= 0:
+            raise StopAsyncIteration
+        try:
+            data = await self._response.read()
+        except (Fault, Silence) as error:  # BODY_TIMEOUT or BODY_CUT: the key is known here
+            raise error.again(key=self._key) from None
+        if not data:
+            raise BODY_CUT.exception(key=self._key, detail=f"it ended {self._left} bytes early")
+        self._left -= len(data)
+        return data
+
+    async def aclose(self) -> None:
+        self._response.release()  # kept if the body is all in (even unread), else closed
+
+
+async def error_document(response: Response) -> bytes:
+    try:
+        return await response.read_all(ERROR_DOCUMENT_BYTES)
+    except (Fault, Silence):
+        return b""
+
+
+def length_of(headers: dict[str, str], key: str) -> int:
+    text = headers.get("content-length")
+    if text is None or not _LENGTH.fullmatch(text):
+        raise NO_LENGTH.exception(key=key, detail=f"Content-Length {text!r:.40}")
+    return int(text)
+
+
+def span_of(text: str, key: str) -> tuple[int, int, int]:
+    """First and last byte, and size, of a ``Content-Range``."""
+    found = _CONTENT_RANGE.fullmatch(text)
+    if found is None:
+        raise WRONG_PART.exception(key=key, detail=f"Content-Range {text!r:.60}")
+    first, last, size = found.groups()
+    return int(first), int(last), int(size)
+
+
+def stat_of(headers: dict[str, str], size: int) -> Stat:
+    return Stat(
+        size=size,
+        etag=headers.get("etag", '""'),
+        last_modified=parse_http_date(headers.get("last-modified")) or 0,
+        content_type=headers.get("content-type"),
+    )
