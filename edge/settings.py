@@ -169,8 +169,9 @@ class Settings:
         "3",
         parse_count,
         S3,
-        "Attempts per S3 call, first included, on connection errors, 500, 503 and SlowDown;"
-        " then `502 STORAGE_ERROR`.",
+        "Attempts per S3 call, first included, for the failures the troubleshooting guide's"
+        " table marks as retried (connection errors, silence, 429, 500, 502, 503 SlowDown,"
+        " 504); then that failure's error.",
     )
 
     cache_ttl: int = var(
