@@ -83,7 +83,7 @@ class Replay:
     where the previous one stopped, so the rounds together walk the list like a trace."""
 
     lua: Path
-    requests: Path  # one "target client" per line
+    requests: Path  # one "target client status" per line
     statuses: list[int]  # each line's expected status
     offset: int = 0
 

@@ -24,11 +24,11 @@ from bench.world import World, edge_argv, free_port, wait_ready
 
 #: wrk's request generator: the list read once, then each request its next line,
 #: from where the previous run stopped (the harness passes the offset).
-LUA = """-- bench/realistic.py: replay a request list ("target client" per line) from an offset.
+LUA = """-- bench/realistic.py: replay a request list ("target client status" lines) from an offset.
 local requests, count, index = {}, 0, 0
 function init(args)
   for line in io.lines(args[1]) do
-    local target, client = line:match("^(%S+) (%S+)$")
+    local target, client = line:match("^(%S+) (%S+)")
     count = count + 1
     requests[count] = "GET " .. target .. " HTTP/1.1\\r\\nHost: bench\\r\\n" ..
       "X-Forwarded-For: " .. client .. "\\r\\n\\r\\n"

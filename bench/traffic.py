@@ -64,8 +64,8 @@ class Traffic:
     signed_urls: int  # distinct signed URLs in the list
 
     def write(self, path: Path) -> Path:
-        """One ``target client`` per line: what replay.lua and bench.hotpath read."""
-        path.write_text("".join(f"{r.target} {r.client}\n" for r in self.requests))
+        """One ``target client status`` per line: what replay.lua and bench.hotpath read."""
+        path.write_text("".join(f"{r.target} {r.client} {r.status}\n" for r in self.requests))
         return path
 
     def statuses(self) -> list[int]:
@@ -87,15 +87,15 @@ class Traffic:
         )
 
 
-def read(path: Path, limit: int | None = None) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """(raw path, query, client) of the first ``limit`` requests of a written list."""
+def read(path: Path, limit: int | None = None) -> Iterator[tuple[bytes, bytes, bytes, int]]:
+    """(raw path, query, client, status) of the first ``limit`` requests of a written list."""
     with path.open("rb") as file:
         for number, line in enumerate(file):
             if limit is not None and number >= limit:
                 return
-            target, _, client = line.rstrip(b"\n").partition(b" ")
+            target, client, status = line.split()
             raw, _, query = target.partition(b"?")
-            yield raw, query, client
+            yield raw, query, client, int(status)
 
 
 def png(rng: random.Random, width: int = 64, height: int = 64) -> bytes:
