@@ -50,7 +50,7 @@ VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 COUNTS = (1000, 11000)  # differenced
 #: Requests of the list replayed before the counted ones: the memos fill and empty as
 #: they do on a server that has been up a while.
-WARM = 20_000
+WARM = 5_000
 #: Requests over which the hit rates are counted, from the end of WARM on.
 HIT_WINDOW = 100_000
 #: Each memo and the single-URL case it serves (where it would hit every time).
