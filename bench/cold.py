@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from bench.measure import LOAD_CORE, SERVER_CORE, cpu_seconds, wrk
 from bench.world import World, body, edge_argv, free_port, wait_ready
 
 OBJECTS = 6000
@@ -49,8 +50,6 @@ class ColdResult:
 
 
 def start_moto(world: World) -> str:
-    from bench.load import LOAD_CORE
-
     port = free_port()
     env = {**os.environ, **CREDENTIALS}
     argv = [sys.executable, "-m", "moto.server", "-p", str(port)]
@@ -83,8 +82,6 @@ def _boto_credentials() -> dict[str, str]:
 
 
 def run(world: World, *, seconds: float) -> ColdResult:
-    from bench.load import SERVER_CORE, cpu_seconds, wrk
-
     endpoint = start_moto(world)
     populate(endpoint)
     port = free_port()

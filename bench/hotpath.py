@@ -7,33 +7,62 @@ runs of N requests is edge's own work; ``bare`` is the same loop around a bare
 app, the harness's own floor. Used to find where a hit's time goes, one change
 at a time (bench/README.md lists what each change saved).
 
-    valgrind --tool=callgrind python -m bench.hotpath CASE N    (CASE: see CASES)
+    valgrind --tool=callgrind python -m bench.hotpath CASE N [--without MEMO] [--world DIR]
 
 Differencing N = 1000 and N = 11000 and dividing by 10000 gives instructions per
 request; ``python -m bench.hotpath --all`` does that for every case (needs valgrind).
+
+``realistic`` replays :mod:`bench.traffic`'s request list (the one the load
+harness's realistic rows replay through wrk), access log on, with the hot cache
+first filled with every object the run asks for, as a minute of that traffic
+leaves it, and the memos then emptied, as after any of their emptyings; then
+:data:`WARM` requests of the list, then the N counted. ``--without MEMO`` switches
+one memo off (``bench.inprocess``); ``python -m bench.hotpath --memos`` measures
+each memo's hit rate on the list and what it saves per request, on the list and on
+one repeated URL, and writes ``bench/results/memos.md``.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.world import PUBLIC, World
+from bench import inprocess, traffic
+from bench.inprocess import App, Counted
+from bench.world import PUBLIC, ROOT, World
 
 CASES = ("bare", "public", "signed", "bad-signature", "expired", "not-found")
 #: The same with the access log on, its writer thread asleep until the end (under
 #: valgrind its 20 ms wake-ups would land on every request): the line's own cost.
 LOG_CASES = ("public+log", "signed+log")
+REALISTIC = "realistic"
 VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+COUNTS = (1000, 11000)  # differenced
+#: Requests of the list replayed before the counted ones: the memos fill and empty as
+#: they do on a server that has been up a while.
+WARM = 5_000
+#: Requests over which the hit rates are counted, from the end of WARM on.
+HIT_WINDOW = 100_000
+#: Each memo and the single-URL case it serves (where it would hit every time).
+REPEATED = {
+    "validated paths": "public+log",
+    "access-log kinds": "public+log",
+    "verified signatures": "signed+log",
+    "private Cache-Control": "signed+log",
+    "refused signatures": "bad-signature+log",
+}
+RESULTS = ROOT / "bench" / "results" / "memos.md"
+INSTRUCTIONS = ROOT / "bench" / "results" / "instructions.md"
 
 
 def request_target(world: World, case: str) -> str:
@@ -51,7 +80,9 @@ def request_target(world: World, case: str) -> str:
     return PUBLIC
 
 
-def make_app(world: World, case: str) -> tuple[App, Callable[[], Awaitable[None]]]:
+def make_app(
+    world: World, case: str, without: Iterable[str] = ()
+) -> tuple[App, Callable[[], Awaitable[None]]]:
     """The app for ``case`` and its start-up coroutine (the storage's open)."""
     if case == "bare":
         data = (world.images / "public/alice/hit.png").read_bytes()
@@ -65,63 +96,134 @@ def make_app(world: World, case: str) -> tuple[App, Callable[[], Awaitable[None]
             pass
 
         return bare, nothing
-    from edge.accesslog import AccessLog
-    from edge.app import Edge
-    from edge.settings import Settings
+    if case == REALISTIC:
+        # The cache keeps objects for the whole run (runs of different lengths, under
+        # valgrind or not, see the same cache); the proxy's X-Forwarded-For names clients.
+        env = world.edge_env(
+            EDGE_ACCESS_LOG="json", EDGE_TRUSTED_PROXIES="127.0.0.1", EDGE_CACHE_TTL="3600"
+        )
+    else:
+        env = world.edge_env(EDGE_ACCESS_LOG="json" if case.endswith("+log") else "off")
+    app, start = inprocess.build(env)
+    if without:
+        inprocess.replace(app, inprocess.off, *without)
+    return app, start
 
-    logged = case.endswith("+log")
-    edge = Edge(Settings.from_env(world.edge_env(EDGE_ACCESS_LOG="json" if logged else "off")))
-    if edge.observer.log is not None:
-        edge.observer.log.close()
-        sink = os.open(os.devnull, os.O_WRONLY)
-        edge.observer.log = AccessLog(sink, proxies=edge.observer.log.proxies, interval=3600)
-    return edge, edge.storage.open
+
+def scope(raw: bytes, query: bytes, forwarded: bytes | None = None) -> dict[str, Any]:
+    """A request's scope, built per request as uvicorn does: fresh bytes, fresh lists."""
+    headers = [(b"host", b"127.0.0.1:8080")]
+    if forwarded is not None:
+        headers.append((b"x-forwarded-for", forwarded))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": raw.decode("latin-1"),
+        "raw_path": raw,
+        "query_string": query,
+        "headers": headers,
+    }
 
 
-async def drive(world: World, case: str, count: int) -> int:
-    """``count`` requests (after one that fills the cache); the status they all got."""
-    app, start = make_app(world, case)
-    await start()
-    raw, _, query = request_target(world, case).partition("?")
-    statuses: set[int] = set()
+class Answers:
+    """receive() and send() for the app; send keeps the last status."""
 
-    async def receive() -> dict[str, Any]:
+    def __init__(self) -> None:
+        self.status = 0
+
+    async def receive(self) -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            statuses.add(message["status"])
+            self.status = message["status"]
 
+
+async def drive(world: World, case: str, count: int, without: Iterable[str] = ()) -> int:
+    """``count`` requests (after one that fills the cache); the status they all got."""
+    if case == REALISTIC:
+        await replay(world, count, without)
+        return 200
+    app, start = make_app(world, case, without)
+    await start()
+    raw, _, query = request_target(world, case).partition("?")
+    answers = Answers()
+    statuses: set[int] = set()
     for _ in range(count + 1):
-        scope = {  # built per request, as uvicorn does: fresh bytes, fresh lists
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "server": ("127.0.0.1", 8080),
-            "client": ("127.0.0.1", 50000),
-            "scheme": "http",
-            "method": "GET",
-            "root_path": "",
-            "path": raw,
-            "raw_path": raw.encode(),
-            "query_string": query.encode(),
-            "headers": [(b"host", b"127.0.0.1:8080")],
-        }
-        await app(scope, receive, send)
-    log = getattr(getattr(app, "observer", None), "log", None)
-    if log is not None:
-        log.close()  # the one write of every line, counted
+        await app(scope(raw.encode(), query.encode()), answers.receive, answers.send)
+        statuses.add(answers.status)
+    inprocess.close(app)  # the one write of every line, counted
     if len(statuses) != 1:
         raise SystemExit(f"{case}: answers changed during the run: {statuses}")
     return statuses.pop()
 
 
-def per_request(case: str) -> float:
+Counts = dict[str, tuple[int, int, int]]  # memo -> (lookups, hits, emptyings)
+
+
+async def replay(
+    world: World,
+    count: int,
+    without: Iterable[str] = (),
+    *,
+    horizon: int = COUNTS[-1],
+    checkpoints: tuple[int, ...] = (),
+) -> list[Counts]:
+    """The realistic case: fill the cache with every object of the first WARM + ``horizon``
+    requests, empty the memos, replay WARM + ``count`` requests of the list. With
+    ``checkpoints`` (request numbers counted from the end of WARM), every memo counts its
+    lookups and hits, and their totals at each checkpoint are returned."""
+    app, start = make_app(world, REALISTIC, without)
+    if checkpoints:
+        inprocess.replace(app, inprocess.counted)
+    await start()
+    listing = list(traffic.read(world.root / "requests.txt", WARM + max(horizon, count)))
+    first: dict[bytes, tuple[bytes, bytes, bytes, int]] = {}
+    for request in listing[: WARM + horizon]:  # a 200 for each object that has one
+        if request[0] not in first or first[request[0]][3] != 200:
+            first[request[0]] = request
+    answers = Answers()
+    for raw, query, client, _ in first.values():
+        await app(scope(raw, query, client), answers.receive, answers.send)
+    inprocess.replace(app, inprocess.emptied)
+    found: list[Counts] = []
+    marks = {WARM + mark for mark in checkpoints}
+    for number, (raw, query, client, status) in enumerate(listing[: WARM + count]):
+        if number in marks:
+            found.append(_counts(app))
+        await app(scope(raw, query, client), answers.receive, answers.send)
+        if answers.status != status:
+            raise SystemExit(f"request {number} of the list: {answers.status}, expected {status}")
+    if WARM + count in marks:
+        found.append(_counts(app))
+    inprocess.close(app)
+    return found
+
+
+def _counts(app: object) -> Counts:
+    found = {}
+    for name, (owner, attribute) in inprocess.memos(app).items():
+        memo = getattr(owner, attribute)
+        assert isinstance(memo, Counted)
+        found[name] = (memo.lookups, memo.hits, memo.clears)
+    return found
+
+
+def per_request(case: str, without: str | None = None, world: Path | None = None) -> float:
     """Instructions per request under callgrind: runs of 1000 and 11000, differenced."""
+    extra = ["--without", without] if without else []
+    if world is not None:
+        extra += ["--world", str(world)]
     counts = []
-    for count in (1000, 11000):
+    for count in COUNTS:
         done = subprocess.run(
-            [*VALGRIND, sys.executable, "-m", "bench.hotpath", case, str(count)],
+            [*VALGRIND, sys.executable, "-m", "bench.hotpath", case, str(count), *extra],
             capture_output=True,
             text=True,
             check=True,
@@ -129,23 +231,156 @@ def per_request(case: str) -> float:
         found = re.search(r"Collected : (\d+)", done.stderr)
         assert found, done.stderr[-500:]
         counts.append(int(found.group(1)))
-    return (counts[1] - counts[0]) / 10000
+    return (counts[1] - counts[0]) / (COUNTS[1] - COUNTS[0])
+
+
+def realistic_world() -> tuple[World, str]:
+    """A world with the realistic objects and request list (``requests.txt``) written, and
+    the list in one sentence."""
+    world = World(Path(tempfile.mkdtemp(prefix="edge-hotpath-"))).build()
+    found = traffic.build(world)
+    found.write(world.root / "requests.txt")
+    return world, found.summary()
 
 
 def main(args: list[str]) -> int:
     if args == ["--all"]:
-        for case in CASES + LOG_CASES:
-            print(f"{case:15} {per_request(case):10,.0f} instructions per request", flush=True)
+        world, _ = realistic_world()
+        try:
+            for case in (*CASES, *LOG_CASES, REALISTIC):
+                found = per_request(case, world=world.root if case == REALISTIC else None)
+                print(f"{case:15} {found:10,.0f} instructions per request", flush=True)
+        finally:
+            shutil.rmtree(world.root, ignore_errors=True)
         return 0
+    if args == ["--memos"]:
+        return memo_report()
     case, count = args[0], int(args[1])
+    without = [args[args.index("--without") + 1]] if "--without" in args else []
     import uvloop  # edge's loop under uvicorn
 
+    if "--world" in args:  # prepared by the parent: writing 10,000 objects under valgrind is slow
+        world = World(Path(args[args.index("--world") + 1]))
+        print(case, uvloop.run(drive(world, case, count, without)), file=sys.stderr)
+        return 0
     world = World(Path(tempfile.mkdtemp(prefix="edge-hotpath-"))).build()
     try:
-        print(case, uvloop.run(drive(world, case, count)), file=sys.stderr)
+        print(case, uvloop.run(drive(world, case, count, without)), file=sys.stderr)
     finally:
         shutil.rmtree(world.root, ignore_errors=True)
     return 0
+
+
+def memo_report() -> int:
+    """Hit rates (in-process, at full speed) and instructions saved (under callgrind)."""
+    import uvloop
+
+    if shutil.which("valgrind") is None:
+        print("needs valgrind: apt-get install valgrind", file=sys.stderr)
+        return 2
+    world, summary = realistic_world()
+    try:
+        marks = (0, COUNTS[0], COUNTS[1], HIT_WINDOW)
+        found = uvloop.run(replay(world, HIT_WINDOW, horizon=HIT_WINDOW, checkpoints=marks))
+        rates = {name: _rate(found[0], found[3], name) for name in found[0]}
+        window = {name: _rate(found[1], found[2], name) for name in found[0]}
+        print("hit rates:", {k: f"{v[0]:.1%}" for k, v in rates.items()}, flush=True)
+        jobs: list[tuple[str, str | None]] = [(REALISTIC, None)]
+        jobs += [(REALISTIC, name) for name in rates]
+        jobs += sorted({(case, None) for case in REPEATED.values()})
+        jobs += [(case, name) for name, case in REPEATED.items()]
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            counted = dict(
+                zip(
+                    jobs,
+                    pool.map(lambda job: per_request(job[0], job[1], world.root), jobs),
+                    strict=True,
+                )
+            )
+    finally:
+        shutil.rmtree(world.root, ignore_errors=True)
+    for job, value in counted.items():
+        print(f"{job[0]:18} without {job[1] or '(none)':22} {value:10,.0f}", flush=True)
+    text = memo_table(summary, rates, window, counted)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+def _rate(start: Counts, end: Counts, name: str) -> tuple[float, int]:
+    """(hit rate, emptyings) of a memo between two checkpoints."""
+    lookups = end[name][0] - start[name][0]
+    hits = end[name][1] - start[name][1]
+    return (hits / lookups if lookups else float("nan")), end[name][2] - start[name][2]
+
+
+def whole_hit() -> int | None:
+    """Event-loop instructions of a cached public hit through uvicorn, log on, from the last
+    ``bench.instructions`` run: what "1% of a hit" is taken of."""
+    if not INSTRUCTIONS.exists():
+        return None
+    row = re.compile(r"^\| edge, public hit, log on \| ([\d,]+) \|", re.M)
+    found = row.search(INSTRUCTIONS.read_text())
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def memo_table(
+    summary: str,
+    rates: dict[str, tuple[float, int]],
+    window: dict[str, tuple[float, int]],
+    counted: dict[tuple[str, str | None], float],
+) -> str:
+    hit = whole_hit()
+    threshold = hit / 100 if hit else None
+    base = counted[(REALISTIC, None)]
+    lines = [
+        "# What each hot-path memo saves",
+        "",
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}. Made by `python -m bench.hotpath --memos`: edge "
+        "in-process, access log on, instructions per request under callgrind ((Ir(N="
+        f"{COUNTS[1]}) - Ir(N={COUNTS[0]})) / {COUNTS[1] - COUNTS[0]}), each memo switched "
+        "off in turn (the bench replaces it with one that never hits and keeps nothing).",
+        "",
+        f"Realistic traffic: `bench/traffic.py`'s list (the load harness's realistic rows: "
+        f"{summary}), hot cache filled first, memos emptied, {WARM:,} requests replayed before "
+        f"those counted. Hit rates over the {HIT_WINDOW:,} requests after those (in brackets: over "
+        "the requests callgrind counts). All memos on, a request of the list costs "
+        f"{base:,.0f} instructions in-process. One repeated URL: the single-URL case the memo "
+        "serves, where it hits every time.",
+        "",
+        "| memo | hit rate, realistic (emptied) | saved per request, realistic | "
+        "saved per request, one repeated URL | pays? |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, (rate, clears) in rates.items():
+        saved = counted[(REALISTIC, name)] - base
+        case = REPEATED.get(name)
+        repeated = f"{counted[(case, name)] - counted[(case, None)]:,.0f} ({case})" if case else "-"
+        verdict = "-" if threshold is None else "yes" if saved >= threshold else "**no**"
+        share = f" ({saved / hit:.1%})" if hit else ""
+        lines.append(
+            f"| {name} | {rate:.1%} [{window[name][0]:.1%}] ({clears:,}x) | "
+            f"{saved:,.0f}{share} | {repeated} | {verdict} |"
+        )
+    if hit:
+        lines += [
+            "",
+            f"A memo pays if it saves at least 1% of a cached hit's instructions per request on "
+            f"realistic traffic: {threshold:,.0f}, 1% of the {hit:,} event-loop instructions "
+            "of a public hit through uvicorn with the log on (`instructions.md`). Percentages "
+            "in brackets are of that hit.",
+        ]
+    lines += [
+        "",
+        "A memo switched off still has its lookup made (a miss) and the size of what its owner "
+        "would keep computed: what it saves is overstated by those, a few hundred "
+        "instructions at most. Emptied: how many times the memo reached its bound "
+        f"({HIT_WINDOW:,} requests) and was emptied.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

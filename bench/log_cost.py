@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.load import LOAD_CORE, SERVER_CORE, cpu_seconds, wrk
+from bench.measure import LOAD_CORE, SERVER_CORE, cpu_seconds, wrk
 from bench.world import PUBLIC, ROOT, World, edge_argv, free_port, wait_ready
 
 RESULTS = ROOT / "bench" / "results" / "log-cost.md"
@@ -43,16 +43,7 @@ def start_edges(world: World) -> dict[str, tuple[int, int]]:
     edges = {}
     for name, log in (("off", "off"), ("on", "json"), ("off again", "off")):
         port = free_port()
-        stdout = subprocess.DEVNULL
-        if log == "json":
-            read_end, stdout = os.pipe()
-            drain = (
-                ["cat"]
-                if shutil.which("taskset") is None
-                else ["taskset", "-c", str(LOAD_CORE), "cat"]
-            )
-            world.procs.append(subprocess.Popen(drain, stdin=read_end, stdout=subprocess.DEVNULL))
-            os.close(read_end)
+        stdout = world.drained_pipe(LOAD_CORE) if log == "json" else subprocess.DEVNULL
         proc = world.start(
             edge_argv(port),
             env=world.edge_env(EDGE_ACCESS_LOG=log),

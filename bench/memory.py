@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.measure import SERVER_CORE
 from bench.world import World, edge_argv, free_port, wait_ready
 
 OBJECT_BYTES = 256 * 1024 * 1024
@@ -46,8 +47,6 @@ def _slow_download(port: int, path: str, received: list[int], index: int) -> Non
 
 
 def run(world: World) -> MemoryResult:
-    from bench.load import SERVER_CORE
-
     big = world.images / "public" / "alice" / "big.png"
     with big.open("wb") as file:  # sparse: no disk, same bytes on the wire
         file.truncate(OBJECT_BYTES)

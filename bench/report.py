@@ -6,12 +6,11 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench.cold import ColdResult
-    from bench.load import Scenario
-    from bench.memory import MemoryResult
+from bench.cold import ColdResult
+from bench.measure import CONNECTIONS, Scenario, median
+from bench.memory import MemoryResult
+from bench.realistic import Outcome
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
@@ -67,12 +66,11 @@ def write(
     found: list[Scenario],
     cold: ColdResult,
     memory: MemoryResult,
+    realistic: Outcome,
     *,
     rounds: int,
     seconds: float,
 ) -> str:
-    from bench.load import CONNECTIONS, median
-
     lines = [
         "# Load benchmark",
         "",
@@ -109,6 +107,7 @@ def write(
         median(by_name[name].ratios) < target for name, target in TARGETS.items() if name in by_name
     ):
         lines += ["", *BOUNDS.format(low=min(bare.rps), high=max(bare.rps)).splitlines()]
+    lines += ["", *realistic_section(realistic)]
     cold_ratio = cold.edge_cpu_us / cold.get_object_cpu_us
     lines += [
         "",
@@ -143,13 +142,34 @@ def write(
     return text
 
 
+def realistic_section(outcome: Outcome) -> list[str]:
+    """What the realistic rows replayed, and how often each edge's hot cache answered."""
+    lines = [
+        "## Realistic traffic",
+        "",
+        f"The `edge: realistic` rows replay one request list through wrk (`bench/traffic.py`): "
+        f"{outcome.summary}. Each recorded run goes on where the previous one stopped, after "
+        f"{outcome.warm_seconds:g} s of the list unrecorded (the hot cache keeps entries 60 s and "
+        "a scenario's runs are minutes apart). The edges trust 127.0.0.1 as a proxy, so "
+        "`X-Forwarded-For` names the client; the errors column counts answers whose status "
+        "differs from the list's.",
+        "",
+    ]
+    for name, rate in outcome.cache_hits.items():
+        lines.append(f"- {name}: {rate:.1%} of image requests answered from the hot cache.")
+    lines += [
+        "",
+        "Each memo's hit rate on this list, and what it saves per request, are measured "
+        "in-process by `python -m bench.hotpath --memos` (`memos.md`).",
+    ]
+    return lines
+
+
 def chart(found: list[Scenario]) -> None:
-    import matplotlib
+    import matplotlib  # only here: the harness's other modules run without it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from bench.load import median
 
     names = [s.name for s in found]
     ratios = [median(s.ratios) for s in found]

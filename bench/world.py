@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +47,7 @@ class World:
         return self
 
     def signed(self, path: str = PRIVATE, *, exp: int | None = None) -> str:
-        key = parse_keyring(KEYRING).signing_key
-        assert key is not None
-        return sign_url(path, key=key, exp=exp or int(time.time()) + 6 * 3600)
+        return signer()(path, exp or int(time.time()) + 6 * 3600)
 
     def edge_env(self, **overrides: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "AWS_"))}
@@ -73,6 +72,18 @@ class World:
         self.procs.append(proc)
         return proc
 
+    def drained_pipe(self, core: int) -> int:
+        """A pipe's write end whose reader is ``cat`` to /dev/null on ``core``: where a server's
+        access log goes, as to a container runtime or journald. The caller closes the fd
+        once the server holds it."""
+        read_end, write_end = os.pipe()
+        drain = ["cat"]
+        if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+            drain = ["taskset", "-c", str(core), "cat"]
+        self.procs.append(subprocess.Popen(drain, stdin=read_end, stdout=subprocess.DEVNULL))
+        os.close(read_end)
+        return write_end
+
     def stop_all(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -87,6 +98,17 @@ class World:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def signer(keyring: str = KEYRING) -> Callable[[str, int], str]:
+    """``sign(path, exp)``: signed URLs (path and query) under the keyring's signing key."""
+    key = parse_keyring(keyring).signing_key
+    assert key is not None
+
+    def sign(path: str, exp: int) -> str:
+        return sign_url(path, key=key, exp=exp)
+
+    return sign
 
 
 def edge_argv(port: int) -> list[str]:

@@ -29,10 +29,12 @@ class Observer:
 
     With the log on, one lookup by the request's facts (:data:`Facts`) finds
     both its metrics row and its line's text, kept per kind of request: images
-    are asked for again and again by the same clients, and escaping, redacting
-    and formatting a line cost more than the rest of a cached hit's logging. A
-    line then costs a tuple, one dict lookup, one ``orjson.dumps`` of the
-    duration, one concatenation and one append (measured: bench/README.md).
+    are asked for again and again, by many clients, and escaping, redacting and
+    formatting a line cost more than the rest of a cached hit's logging. The
+    client is not one of the facts (keyed by it, the memo missed on realistic
+    traffic and cost more than it saved): a line is then a tuple, one dict
+    lookup, ``orjson.dumps`` of the duration and of the client, and one append
+    (measured: bench/README.md, the memos' table).
     """
 
     def __init__(
@@ -67,7 +69,6 @@ class Observer:
             peer = scope["client"]
             client, scheme = (peer[0] if peer else "-"), scope.get("scheme", "http")
         facts = (
-            client,
             scheme,
             scope["method"],
             scope.get("raw_path") or scope["path"].encode(),
@@ -84,18 +85,18 @@ class Observer:
         if stats is not None and row is not None:
             stats.add(row, seconds, record.sent)
         # Milliseconds to the microsecond, in orjson's shortest form (0.123, 1.5).
-        log.put(dumps(seconds * 1e6 // 1 / 1000) + text)
+        log.put(log.line(dumps(seconds * 1e6 // 1 / 1000), client, text))
 
     def _kind(self, facts: Facts) -> tuple[list[float] | None, bytes]:
         """A new kind of request's metrics row and line text, kept unless its path and query
         are long (free to pad or forge: they would hog the memo)."""
         assert self.log is not None
-        _, _, _, path, query, status, _, outcome, cache = facts
+        _, _, path, query, status, _, outcome, cache = facts
         row = None if self.stats is None else self.stats.row(outcome, status, cache)
         kind = (row, self.log.text(facts))
         if len(path) + len(query) <= MEMO_KEY_BYTES:
             # The facts tuple and its path and query, the line text, the pair: the rest of
             # the facts are small or shared (the metrics row is the stats' own).
-            size = 136 + sys.getsizeof(path) + sys.getsizeof(query) + sys.getsizeof(kind[1])
+            size = 128 + sys.getsizeof(path) + sys.getsizeof(query) + sys.getsizeof(kind[1])
             self.kinds.remember(facts, kind, size + 56 + 200)
         return kind

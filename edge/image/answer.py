@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from edge.http import effective_type
 from edge.image.read import Found
-from edge.memo import Memo
 from edge.responses import ACCEPT_RANGES, CORS_ANY, NOSNIFF, Header, last_modified_header
 from edge.responses import type_headers as content_type_headers
 from edge.signing import Grant
@@ -29,9 +28,6 @@ class CachePolicy:
         self.public: Header = (b"cache-control", f"public, max-age={public_max_age}".encode())
         self.private_max_age = private_max_age
         self.clock = clock
-        # Seconds left -> header: one value per second of an hour at most, and every
-        # private hit needs one (measured saving in bench/README.md, the memos' table).
-        self._private: Memo[int, Header] = Memo()
 
     def __call__(self, *, private: bool, grant: Grant | None) -> Header:
         if private and grant is not None:
@@ -45,11 +41,7 @@ class CachePolicy:
             left = self.private_max_age
         elif left < 0:
             left = 0
-        header = self._private.get(left)
-        if header is None:
-            header = (b"cache-control", b"private, max-age=%d" % left)
-            self._private.remember(left, header, 120)
-        return header
+        return (b"cache-control", b"private, max-age=%d" % left)
 
 
 class Headers:
