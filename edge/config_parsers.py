@@ -9,6 +9,7 @@ never echoes a key.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Literal
 
@@ -53,6 +54,26 @@ def parse_count(name: str, text: str) -> int:
     """A whole number from 1 to 100000: pool sizes, slots, attempts."""
     if not (text.isascii() and text.isdigit() and len(text) <= 12) or not 1 <= int(text) <= 100_000:
         raise ConfigError(f"{name}: expected a whole number from 1 to 100000, got {text!r}")
+    return int(text)
+
+
+def parse_pixels(name: str, text: str) -> int:
+    """A number of pixels, 1 to 10 billion: digits, or megapixels as ``50MP``."""
+    upper = text.upper()
+    number, scale = (upper[:-2].strip(), 1_000_000) if upper.endswith("MP") else (upper, 1)
+    if not (number.isascii() and number.isdigit() and len(number) <= 11) or not (
+        1 <= int(number) * scale <= 10_000_000_000
+    ):
+        raise ConfigError(f"{name}: expected pixels such as 25000000 or 25MP, got {text!r}")
+    return int(number) * scale
+
+
+def parse_workers(name: str, text: str) -> int:
+    """``auto`` (the cores this process may run on) or a whole number from 1 to 1024."""
+    if text.lower() == "auto":
+        return len(os.sched_getaffinity(0)) or 1
+    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 1 <= int(text) <= 1024:
+        raise ConfigError(f"{name}: expected auto or a whole number from 1 to 1024, got {text!r}")
     return int(text)
 
 

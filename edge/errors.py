@@ -87,6 +87,16 @@ class RangeNotSatisfiable(EdgeError):
         self.size = size
 
 
+class UnprocessableImage(EdgeError):
+    """A transform's source cannot be decoded (truncated, corrupt, not an image edge reads), or
+    it, or the output asked for, is over a transform limit (``EDGE_TRANSFORM_*``). The reason
+    says which, for the log; the client sees one fixed message whichever it is."""
+
+    status = 422
+    code = "UNPROCESSABLE_IMAGE"
+    message = "Image cannot be processed"
+
+
 class HeadersTooLarge(EdgeError):
     """The request head (request line and headers) is over ``EDGE_MAX_HEADER_BYTES``."""
 

@@ -26,8 +26,10 @@ from edge.config_parsers import (
     parse_metrics,
     parse_optional_text,
     parse_optional_url,
+    parse_pixels,
     parse_seconds,
     parse_signing_keys,
+    parse_workers,
 )
 from edge.errors import ConfigError
 from edge.keys import Keyring
@@ -39,11 +41,12 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 # The groups of the configuration reference, each a table of its own.
-SIGNED_URLS, STORAGE, S3, CACHING, HTTP, OBSERVABILITY = (
+SIGNED_URLS, STORAGE, S3, CACHING, TRANSFORMS, HTTP, OBSERVABILITY = (
     "Signed URLs",
     "Storage",
     "S3",
     "Caching",
+    "Transforms",
     "HTTP",
     "Observability",
 )
@@ -208,6 +211,54 @@ class Settings:
         CACHING,
         "Cap on `Cache-Control: private, max-age` of private images; the max-age is otherwise"
         " the seconds left before the URL's `exp`, so no browser keeps one past it.",
+    )
+
+    transform_max_source_pixels: int = var(
+        "50MP",
+        parse_pixels,
+        TRANSFORMS,
+        "Largest source a transform decodes, in pixels (one frame), read from the image's header"
+        " before any pixel is decoded; a larger one is `422 UNPROCESSABLE_IMAGE`. An animation"
+        " keeps its frames only while all of them together fit (else its first frame is used)."
+        " Digits, or megapixels as `50MP`.",
+    )
+    transform_max_source_bytes: int = var(
+        "32MiB",
+        parse_bytes,
+        TRANSFORMS,
+        "Largest stored object a transform reads; a larger one is `422 UNPROCESSABLE_IMAGE`"
+        " (asked for without transform parameters, it is still served as stored).",
+    )
+    transform_max_output_pixels: int = var(
+        "25MP",
+        parse_pixels,
+        TRANSFORMS,
+        "Largest output a transform encodes, in pixels (`round(w*dpr)` x `round(h*dpr)`, or the"
+        " source's size when no size is asked), checked before decoding; above it the request is"
+        " `422 UNPROCESSABLE_IMAGE`. An animation keeps its frames only while all of them"
+        " together fit.",
+    )
+    transform_max_frames: int = var(
+        "100",
+        parse_count,
+        TRANSFORMS,
+        "Most frames an animated GIF or WebP keeps when the output is GIF or WebP; a longer"
+        " animation (or any animation into JPEG, PNG or AVIF) becomes its first frame.",
+    )
+    transform_workers: int = var(
+        "auto",
+        parse_workers,
+        TRANSFORMS,
+        "Transforms one process runs at once, each in a thread of its own (libvips then uses"
+        " cores / workers threads per transform); `auto` is the number of cores the process may"
+        " run on.",
+    )
+    transform_queue_timeout: float = var(
+        "1",
+        parse_duration,
+        TRANSFORMS,
+        "Seconds a request waits for a transform worker before `503 OVERLOADED` with"
+        " `Retry-After`.",
     )
 
     max_connections: int = var(
