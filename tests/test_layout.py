@@ -6,6 +6,7 @@ name exist. The suite's modules are parsed with ast, not imported."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -60,8 +61,10 @@ def forbidden(tree: ast.Module, package: str = "tests") -> list[str]:
     return [m for m in imports(tree, package) if _is_test_module(m) or m == "tests.conftest"]
 
 
+@functools.cache
 def modules() -> list[tuple[Path, str, ast.Module]]:
-    """(path, package, tree) of every Python module of the suite, support included."""
+    """(path, package, tree) of every Python module of the suite, support included; parsed
+    once for all the checks."""
     found = []
     for path in sorted([*TESTS.glob("*.py"), *SUPPORT.glob("*.py"), *TESTS.glob("fuzz/*.py")]):
         package = ".".join(path.parent.relative_to(TESTS.parent).parts)
