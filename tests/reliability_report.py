@@ -14,27 +14,28 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from tests.support.artifacts import RELIABILITY
+
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts" / "reliability"
 REPORT = ROOT / "docs" / "reliability.md"
 TESTS = [
     "tests/test_corpus.py",
     "tests/test_reliability.py",
     "tests/test_storage_faults.py",
     "tests/test_serving_edges.py",
-    "tests/test_connections.py",
+    "tests/test_server.py",
     "tests/test_memory_bounds.py",
-    "tests/test_log_output.py",
-    "tests/test_slow_readers.py",
-    "tests/test_storage_s3rver.py",
+    "tests/test_logwriter.py",
+    "tests/test_image_stream.py",
+    "tests/test_storage_kept_alive.py",
 ]
 
 
 def run_tests() -> Path:
-    for old in ARTIFACTS.glob("*.json"):
+    for old in RELIABILITY.glob("*.json"):
         old.unlink()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    junit = ARTIFACTS / "junit.xml"
+    RELIABILITY.mkdir(parents=True, exist_ok=True)
+    junit = RELIABILITY / "junit.xml"
     subprocess.run(
         [
             sys.executable,
@@ -53,7 +54,7 @@ def run_tests() -> Path:
 
 
 def load(name: str) -> dict[str, Any] | None:
-    path = ARTIFACTS / f"{name}.json"
+    path = RELIABILITY / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -214,7 +215,7 @@ def bounds(rows: list[str]) -> list[str]:
                 f"{slow['others_served']} other objects were served, and the paused downloads "
                 f"read on where they were ({slow['storage_reads']} storage reads in all)."
             )
-    kept = [row for row in rows if "test_storage_s3rver" in row]
+    kept = [row for row in rows if "test_storage_kept_alive" in row]
     out += ["", "A kept-alive storage connection carries one answer at a time (s3rver, an "
             "S3 server that keeps connections alive, with one storage connection, a canary in "
             "every private object):", "", "| module | test | outcome | seconds |",

@@ -22,11 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.app import Edge
 from edge.samples import png
-from tests.conftest import World
-from tests.servers import run_uvicorn
+from tests.support.artifacts import ARTIFACTS
+from tests.support.servers import run_uvicorn
+from tests.support.world import World
 
 BROWSER_DIR = Path(__file__).parent / "browser"
-ARTIFACTS = Path(__file__).parent / "artifacts"
 DISC = [250, 215, 110, 255]  # the colour of the disc png() draws at (0.7 w, 0.35 h)
 
 

@@ -15,20 +15,13 @@ import httpx
 from edge.cache import MISSING_SHARE, Entry, HotCache, footprint
 from edge.samples import CANARY, png
 from edge.storage.base import Stat
-from tests.conftest import World
-from tests.test_serving import assert_error, get
+from tests.support.client import assert_error, get
+from tests.support.clock import Clock
+from tests.support.world import World
 
 PNG = png(48, 32)
 SECRET = png(48, 32, hue=1) + CANARY
 STAT = Stat(10, '"e"', 1, None)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_bounded_by_bytes_oldest_out_first() -> None:

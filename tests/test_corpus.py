@@ -16,24 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from edge.keys import parse_keyring
-from edge.samples import CANARY, png
-from tests.conftest import KEYS, World
-from tests.corpus import Answer, Case, cases, send
-from tests.nginx import run_nginx
-
-PHOTO = png(32, 32)
-SECRET = png(40, 30, hue=1) + CANARY
-ARTIFACTS = Path(__file__).parent / "artifacts" / "reliability"
-
-
-def populate(world: World) -> None:
-    world.put("public", "alice", "photo.png", PHOTO)
-    world.put("private", "alice", "secret.png", SECRET)
-    if world.root is not None:  # links that point out of public/: never followed
-        links = world.root / "public" / "alice"
-        (links / "to-private.png").symlink_to(world.root / "private" / "alice" / "secret.png")
-        (links / "to-etc").symlink_to("/etc")
-        (links / "to-root").symlink_to(world.root)
+from edge.samples import CANARY
+from tests.support.artifacts import write_artifact
+from tests.support.corpus import PHOTO, SECRET, Answer, Case, cases, populate, send
+from tests.support.nginx import run_nginx
+from tests.support.world import KEYS, World
 
 
 def problems(case: Case, answer: Answer, *, through_proxy: bool = False) -> list[str]:
@@ -128,11 +115,6 @@ def run_corpus(base: str, world: World, name: str, *, through_proxy: bool = Fals
         },
     )
     assert not failures, f"{len(failures)} of {len(all_cases)} cases:\n" + "\n".join(failures)
-
-
-def write_artifact(name: str, data: dict[str, object]) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"{name}.json").write_text(json.dumps(data, indent=1))
 
 
 def test_the_corpus_covers_every_class_with_many_cases() -> None:

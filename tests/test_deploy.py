@@ -17,7 +17,7 @@ from edge.keys import generate
 from edge.responses import error_body
 from edge.server import RESERVED_FILES
 from edge.settings import Settings, documented
-from tests.nginx import adapt, nginx_binary
+from tests.support.nginx import adapt, nginx_binary
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 ENDPOINTS = ("/healthz", "/readyz")

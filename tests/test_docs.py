@@ -15,8 +15,8 @@ from edge import errors
 from edge.settings import markdown_table
 from edge.signing import Verifier, check_url
 from edge.storage import failure_docs, failures
-from tests.conftest import KEYS
-from tests.servers import run_uvicorn
+from tests.support.servers import run_uvicorn
+from tests.support.world import KEYS
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"

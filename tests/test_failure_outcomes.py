@@ -24,19 +24,15 @@ import boto3
 import httpx
 import pytest
 
-from tests.canned import HEAD_OK, OBJECT, SILENCE, STATUS_ANSWERS, UNPRIVILEGED
-from tests.servers import BUCKET, MotoServer, free_port
-from tests.test_process import EDGE, clean_env, stop, wait_ready
-from tests.test_serving import assert_error
-from tests.test_storage_pool import Hangup, Parts, tiny_store
+from tests.support.canned import HEAD_OK, OBJECT, SILENCE, STATUS_ANSWERS, UNPRIVILEGED
+from tests.support.client import assert_error
+from tests.support.processes import EDGE, clean_env, stop, wait_ready
+from tests.support.servers import BUCKET, MotoServer, free_port
+from tests.support.stores import Hangup, Parts, tiny_store
+from tests.support.world import AWS
 
 #: Loopback stores answer this key (edge reads public/alice/x.png for /i/alice/x.png).
 PATH = "/i/alice/x.png"
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 #: How long a warning may take to reach stderr (its writer thread flushes every 20 ms).
 LOG_SECONDS = 5.0
 _prefixes = itertools.count()

@@ -4,26 +4,23 @@ stay within what the settings and the memos' documented bounds allow."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge.keys import parse_keyring
-from edge.memo import MEMO_BYTES, SLOT_BYTES, Memo
+from edge.memo import MEMO_BYTES
 from edge.samples import png
 from edge.signing import sign_url
-from tests.conftest import KEYS
-from tests.servers import free_port
-from tests.test_corpus import write_artifact
-from tests.test_process import EDGE, clean_env, stop, wait_ready
+from tests.support.artifacts import write_artifact
+from tests.support.processes import EDGE, clean_env, stop, wait_ready
+from tests.support.servers import free_port
+from tests.support.world import KEYS
 
 CACHE_BYTES = 8 * 1024 * 1024
 #: Memos on the request path, each at most MEMO_BYTES: validated paths, genuine and
@@ -108,30 +105,3 @@ def test_floods_of_distinct_requests_stay_within_the_bounds(tmp_path: Path) -> N
         write_artifact("bounds-memory", {**figures, "bound": bound})
     finally:
         stop(process)
-
-
-def test_a_memo_counts_its_bytes_as_tracemalloc_does() -> None:
-    """Keys and values as the request path keeps them: their real size is never undercounted."""
-    memo: Memo[bytes, str] = Memo(max_entries=1_000_000, max_bytes=1 << 40)
-    keys = [os.urandom(8).hex().encode() * 20 + b"%d" % n for n in range(20_000)]
-    values = [key.decode() for key in keys]
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for key, value in zip(keys, values, strict=True):
-        memo.remember(key, value, sys.getsizeof(key) + sys.getsizeof(value))
-    slots = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    held = slots + sum(map(sys.getsizeof, keys)) + sum(map(sys.getsizeof, values))
-    assert held <= memo.bytes <= 1.5 * held
-    assert slots / len(memo) <= SLOT_BYTES
-
-
-def test_a_memo_is_emptied_before_it_passes_either_bound() -> None:
-    memo: Memo[int, bytes] = Memo(max_entries=10, max_bytes=10_000)
-    for n in range(100):
-        memo.remember(n, b"", 10)
-        assert len(memo) <= 10
-    memo.clear()
-    for n in range(100):
-        memo.remember(n, b"v" * 1000, 1033)
-        assert memo.bytes <= 10_000

@@ -39,10 +39,10 @@ from edge.keys import parse_keyring
 from edge.responses import error_body
 from edge.samples import CANARY, png, svg
 from edge.signing import sign_url
-from tests.conftest import KEYS
-from tests.nginx import run_nginx
-from tests.servers import free_port
-from tests.test_process import EDGE, clean_env, wait_ready
+from tests.support.nginx import run_nginx
+from tests.support.processes import EDGE, clean_env, wait_ready
+from tests.support.servers import free_port
+from tests.support.world import KEYS
 
 PNG = png(32, 32)
 SECRET = png(40, 30, hue=1) + CANARY

@@ -15,7 +15,8 @@ import pytest
 from edge.keys import parse_keyring
 from edge.samples import CANARY, png
 from edge.signing import Verifier, check_url
-from tests.conftest import DATA, VECTORS, World
+from tests.support.vectors import DATA, VECTORS
+from tests.support.world import World
 
 ROOT = Path(__file__).parent.parent
 NODE = shutil.which("node")
@@ -29,7 +30,7 @@ def node(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_node_signer_reproduces_every_sign_vector() -> None:
-    done = node("tests/sign_vectors.mjs", str(DATA / "vectors.json"))
+    done = node("tests/support/sign_vectors.mjs", str(DATA / "vectors.json"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [case["url"] for case in VECTORS["sign"]]
 
@@ -72,12 +73,14 @@ def test_node_signer_against_a_live_edge(world: World) -> None:
     base = world.serve(EDGE_SIGNING_KEYS=VECTORS["keys"]["verifying"])
     env = {"PATH": os.environ.get("PATH", ""), "EDGE_SIGNING_KEYS": signing}
     for kid in ("", "old", "ed1"):
-        done = node("tests/sign_and_fetch.mjs", base, path, *([kid] if kid else []), env=env)
+        done = node(
+            "tests/support/sign_and_fetch.mjs", base, path, *([kid] if kid else []), env=env
+        )
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["status"] == 200, result
         assert result["sha256"] == expected
-    done = node("tests/sign_and_fetch.mjs", base, "/i/bob/missing.png", env=env)
+    done = node("tests/support/sign_and_fetch.mjs", base, "/i/bob/missing.png", env=env)
     assert json.loads(done.stdout)["status"] == 404
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VECTORS
+from tests.support.vectors import VECTORS
 
 ROOT = Path(__file__).parent.parent
 SIGNERS = ROOT / "signers"

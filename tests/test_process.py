@@ -1,66 +1,28 @@
-"""The `edge` command as a real process: the demo (the README's run command), serve, memory."""
+"""The `edge` command as a real process: the demo (the README's run command), serve, memory,
+and graceful shutdown on SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
+import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from edge.samples import CANARY
-from tests.servers import free_port
-
-EDGE = [sys.executable, "-m", "edge.cli"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "AWS_"))}
-    return {**env, **extra}
-
-
-@contextmanager
-def edge_process(
-    args: list[str], *, env: dict[str, str], cwd: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `edge ARGS`, its output in ``cwd/edge.log``; interrupt it afterwards."""
-    with (cwd / "edge.log").open("wb") as log:
-        process = subprocess.Popen([*EDGE, *args], env=env, cwd=cwd, stdout=log, stderr=log)
-        try:
-            yield process
-        finally:
-            stop(process, how=signal.SIGINT)
-
-
-def stop(process: subprocess.Popen[bytes], *, how: signal.Signals = signal.SIGTERM) -> None:
-    """Stop a process the test started, killing it if it does not stop within 10 s."""
-    if process.poll() is None:
-        process.send_signal(how)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        assert process.poll() is None, "edge exited early"
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "edge did not start"
-        time.sleep(0.1)
+from tests.support.processes import (
+    EDGE,
+    clean_env,
+    edge_process,
+    peak_rss_kib,
+    populated,
+    wait_ready,
+)
+from tests.support.servers import free_port
 
 
 def test_demo_serves_what_it_prints(tmp_path: Path) -> None:
@@ -164,11 +126,6 @@ def test_serve_rejects_settings_that_cannot_work_together(
     assert done.stderr.startswith(f"edge: {start.format(port=port)}"), done.stderr
 
 
-def peak_rss_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
-
-
 def test_one_gib_streams_with_flat_memory(tmp_path: Path) -> None:
     """1 GiB through a real `edge serve` process: its peak RSS must barely move."""
     big = tmp_path / "public" / "alice" / "huge.png"
@@ -190,3 +147,28 @@ def test_one_gib_streams_with_flat_memory(tmp_path: Path) -> None:
         growth = peak_rss_kib(process.pid) - before
     assert received == 1024**3
     assert growth < 32 * 1024, f"peak RSS grew by {growth} KiB"
+
+
+def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
+    root = populated(tmp_path)
+    big = root / "public" / "alice" / "big.png"
+    with big.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    number = free_port()
+    env = clean_env(EDGE_STORAGE=str(root), EDGE_SHUTDOWN_TIMEOUT="20", EDGE_ACCESS_LOG="off")
+    with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
+        base = f"http://127.0.0.1:{number}"
+        wait_ready(base, process)
+        received = 0
+        with httpx.stream("GET", base + "/i/alice/big.png", timeout=30) as response:
+            chunks = response.iter_raw(256 * 1024)
+            received += len(next(chunks))
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            with pytest.raises(ConnectionRefusedError):  # no longer accepting
+                socket.create_connection(("127.0.0.1", number), timeout=2).close()
+            for chunk in chunks:
+                received += len(chunk)
+                time.sleep(0.001)  # a slowish reader
+        assert received == 64 * 1024 * 1024
+        assert process.wait(20) == 0

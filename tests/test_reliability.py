@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.samples import CANARY
-from tests.conftest import World
-from tests.corpus import Case, escape, send
-from tests.servers import free_port, open_sockets
-from tests.strategies import hostile_text
-from tests.test_corpus import PHOTO, populate, write_artifact
-from tests.test_process import EDGE, clean_env, wait_ready
+from tests.support.artifacts import write_artifact
+from tests.support.corpus import PHOTO, Case, escape, populate, send
+from tests.support.processes import EDGE, clean_env, wait_ready
+from tests.support.servers import free_port, open_sockets
+from tests.support.strategies import hostile_text
+from tests.support.world import World
 
 DEFINED = {200, 206, 304, 400, 403, 404, 405, 416}
 ROOT = Path(__file__).parent.parent

@@ -8,27 +8,12 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png, svg
-from tests.conftest import World
+from tests.support.client import assert_error, get
+from tests.support.world import World
 
 PNG = png(64, 48)
 SECRET_PNG = png(64, 48, hue=1) + CANARY
 BIG = bytes(range(256)) * 4096 * 3  # 3 MiB: several chunks
-
-
-def get(url: str, **headers: str) -> httpx.Response:
-    """GET with headers given as keywords: ``if_range=`` sends ``If-Range``."""
-    return httpx.get(url, headers={k.replace("_", "-"): v for k, v in headers.items()}, timeout=30)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    assert response.headers["cache-control"] == "no-store"
-    assert response.headers["x-content-type-options"] == "nosniff"
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "status"}
-    assert body["error"]["code"] == code and body["error"]["status"] == status
-    assert "Traceback" not in response.text and CANARY not in response.content
 
 
 def test_public_image_with_every_header(world: World) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import time
@@ -13,24 +12,11 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png
-from tests.conftest import World
-from tests.servers import free_port, open_files_under, open_sockets, silent_server
-from tests.test_serving import assert_error, get
+from tests.support.client import assert_error, get, raw_get
+from tests.support.servers import free_port, open_files_under, open_sockets, silent_server
+from tests.support.world import World
 
 PNG = png(32, 32)
-
-
-def raw_get(base: str, target: str, *, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """Send the request target exactly as written: no client normalises dot segments here."""
-    parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        conn.endheaders()
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize(

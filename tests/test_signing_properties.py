@@ -8,16 +8,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import EdgeError
-from edge.keys import parse_keyring
 from edge.paths import quote_path
 from edge.signing import Verifier, check_url, sign_url
-from tests.conftest import VECTORS
-from tests.strategies import hostile_text, image_paths, percent_variants
+from tests.support.strategies import hostile_text, image_paths, percent_variants
+from tests.support.vectors import KEYS, NOW, VERIFYING
 
-SIGNING = parse_keyring(VECTORS["keys"]["signing"])
-VERIFYING = parse_keyring(VECTORS["keys"]["verifying"])
-KEYS = [SIGNING.by_kid[kid] for kid in ("main", "old", "ed1")]
-NOW = 1_700_000_000
 RESULTS = {"VALID", "UNSIGNED", "SIGNATURE_INVALID", "SIGNATURE_EXPIRED", "BAD_REQUEST"}
 
 expiries = st.integers(min_value=NOW + 1, max_value=10**12 - 1)

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import World
-from tests.faults import FaultProxy, fault_proxy
-from tests.test_serving import assert_error
+from tests.support.client import assert_error
+from tests.support.faults import FaultProxy, fault_proxy
+from tests.support.world import World
 
 S3_ONLY = pytest.mark.parametrize("world", ["s3"], indirect=True)
 

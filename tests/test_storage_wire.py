@@ -1,18 +1,30 @@
-"""The storage client's connection state machine, against a real loopback server that keeps
-connections alive: a connection is reused only at the end of an answer, so a request never
-reads bytes of another's; anything unexpected closes the connection instead."""
+"""edge's own storage client on the wire (edge.storage.wire, each connection a state machine of
+edge.storage.connection), against real loopback servers that keep connections alive.
+
+The pool alone: a connection is reused only at the end of an answer, so a request never
+reads bytes of another's; anything unexpected closes the connection instead. Then through a
+whole edge on S3: connections kept alive and reused, a connection the store closed while
+idle replaced without costing an attempt, TLS verified against the system's (here: a test)
+certificate authorities, malformed answers refused."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from edge.errors import StorageError, StorageTimeout
-from edge.storage.wire import DRAIN_BYTES, Pool, Response
-from tests.test_storage_pool import Hangup, Parts, tiny_store
+from edge.storage.wire import DRAIN_BYTES, HIGH_WATER, Pool, Response
+from tests.support.client import assert_error
+from tests.support.faults import fault_proxy
+from tests.support.stores import Hangup, Parts, tiny_store
+from tests.support.tls import certificate_authority
+from tests.support.world import World
 
 GET = b"GET /b/k HTTP/1.1\r\nhost: store\r\n\r\n"
 HEAD = b"HEAD /b/k HTTP/1.1\r\nhost: store\r\n\r\n"
@@ -20,6 +32,9 @@ HEAD = b"HEAD /b/k HTTP/1.1\r\nhost: store\r\n\r\n"
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nanswer-%02d"
 STALE = b"STALE-XYZ"
 NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "e"\r\n\r\n'
+
+
+# --- the pool alone --------------------------------------------------------------------
 
 
 class Store:
@@ -315,3 +330,124 @@ def test_a_store_that_hangs_up_after_an_answer_is_not_reused() -> None:
 
     run(store, scenario)
     assert store.connections == {0, 1}
+
+
+# --- through a whole edge on S3 --------------------------------------------------------
+
+S3_ONLY = pytest.mark.parametrize("world", ["s3"], indirect=True)
+OBJECT = b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "e1"\r\nContent-Type: image/png\r\n'
+OBJECT += b"Last-Modified: Wed, 25 Nov 2026 10:00:00 GMT\r\n\r\nhello"
+HEAD_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+@S3_ONLY
+def test_storage_connections_are_kept_alive_and_reused(world: World) -> None:
+    assert world.moto is not None
+    path = world.put("public", "alice", "photo.png", b"reused")
+    with fault_proxy(urlsplit(world.moto.endpoint_url).port or 0) as proxy:
+        base = world.serve(  # no cache: every request reads from storage
+            EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", EDGE_CACHE_TTL="0"
+        )
+        for _ in range(10):
+            response = httpx.get(base + path, timeout=10)
+            assert response.status_code == 200 and response.content == b"reused"
+        assert len([line for line, _ in proxy.seen if line.startswith("GET")]) == 10
+        assert proxy.connections == 1, "one connection carried all ten"
+
+
+@S3_ONLY
+def test_a_connection_the_store_closed_while_idle_costs_no_attempt(world: World) -> None:
+    async def answer(connection: int, request: int, head: bytes) -> bytes | None:
+        if head.startswith(b"HEAD"):
+            return HEAD_OK
+        if connection == 0 and request == 1:
+            return None  # the store dropped the kept-alive connection as edge reused it
+        return OBJECT
+
+    with tiny_store(answer) as (port, seen):
+        base = world.serve(
+            EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            EDGE_S3_MAX_ATTEMPTS="1",
+            EDGE_CACHE_TTL="0",
+        )
+        for _ in range(3):
+            response = httpx.get(base + "/i/alice/x.png", timeout=10)
+            assert response.status_code == 200 and response.content == b"hello"
+    assert len([line for line in seen if line.startswith(b"GET")]) == 4  # 3 + the dropped one
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n",
+        b"HTTP/9.9 200 OK\r\n\r\n",
+        b"200 OK\r\n\r\n",
+        Hangup(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"),
+        b"HTTP/1.1 206 Partial\r\nContent-Length: 2\r\nContent-Range: bytes 0-1/9\r\n\r\nsh",
+    ],
+    ids=["bad length", "bad version", "no status line", "cut body", "unasked part"],
+)
+@S3_ONLY
+def test_a_malformed_or_cut_answer_is_a_storage_error(world: World, reply: bytes) -> None:
+    async def answer(connection: int, request: int, head: bytes) -> bytes | None:
+        return HEAD_OK if head.startswith(b"HEAD") else reply
+
+    with tiny_store(answer) as (port, _):
+        base = world.serve(
+            EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", EDGE_S3_MAX_ATTEMPTS="1"
+        )
+        response = httpx.get(base + "/i/alice/x.png", timeout=10)
+        assert_error(response, 502, "STORAGE_ERROR")
+
+
+@S3_ONLY
+def test_storage_over_tls_verifies_the_certificate(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert world.moto is not None
+    path = world.put("public", "alice", "tls.png", b"over tls")
+    ca_file, server_tls = certificate_authority(tmp_path)
+    moto_port = urlsplit(world.moto.endpoint_url).port or 0
+    with fault_proxy(moto_port, tls=server_tls) as proxy:
+        endpoint = f"https://127.0.0.1:{proxy.port}"
+        untrusted = world.serve(EDGE_S3_ENDPOINT_URL=endpoint, EDGE_S3_MAX_ATTEMPTS="1")
+        assert_error(httpx.get(untrusted + path, timeout=10), 502, "STORAGE_ERROR")
+        assert proxy.seen == [], "no request is sent to a store whose certificate fails"
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # what the system's CA bundle is
+        trusted = world.serve(EDGE_S3_ENDPOINT_URL=endpoint)
+        response = httpx.get(trusted + path, timeout=10)
+        assert response.status_code == 200 and response.content == b"over tls"
+        assert [line.split()[0] for line, _ in proxy.seen] == ["GET"]
+
+
+def test_a_slow_reader_pauses_the_storage_connection() -> None:
+    """Bytes a client has not taken stay in storage's socket, not in edge's memory: the
+    connection stops reading at HIGH_WATER and resumes as the body drains."""
+    size = 8 * 1024 * 1024
+
+    async def answer(connection: int, request: int, head: bytes) -> bytes | None:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"z" * size
+
+    async def slowly(port: int) -> tuple[int, int]:
+        pool = Pool(
+            host="127.0.0.1",
+            port=port,
+            tls=None,
+            limit=1,
+            connect_timeout=5,
+            read_timeout=5,
+        )
+        response = await pool.request(b"GET /b/k HTTP/1.1\r\nhost: x\r\n\r\n")
+        await asyncio.sleep(0.5)  # a client that takes nothing for a while
+        held = response._connection._buffered
+        received = 0
+        while chunk := await response.read():
+            received += len(chunk)
+        response.release()
+        await pool.aclose()
+        return held, received
+
+    with tiny_store(answer) as (port, _):
+        held, received = asyncio.run(slowly(port))
+    assert received == size
+    assert HIGH_WATER <= held < HIGH_WATER + 512 * 1024, held

@@ -11,7 +11,7 @@ import pyvips
 from edge.transform import OutputFormat, Transform, render
 from edge.transform.plan import Size
 from edge.transform.types import Crop, Flip
-from tests.transform_images import (
+from tests.support.transform_images import (
     change_x,
     change_y,
     colour,

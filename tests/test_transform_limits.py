@@ -15,7 +15,7 @@ import pytest
 
 from edge.errors import UnprocessableImage
 from edge.transform import Limits, Transform, render
-from tests.transform_images import encoded, flat, quadrants
+from tests.support.transform_images import encoded, flat, quadrants
 
 
 def png_bomb(width: int, height: int) -> bytes:

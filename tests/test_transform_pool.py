@@ -13,7 +13,7 @@ import pyvips
 from edge.errors import Overloaded
 from edge.settings import Settings
 from edge.transform import Transform, TransformPool, render
-from tests.transform_images import decoded, encoded, quadrants
+from tests.support.transform_images import decoded, encoded, quadrants
 
 
 class Counter:

@@ -15,7 +15,7 @@ import pyvips
 from edge.errors import UnprocessableImage
 from edge.transform import Limits, OutputFormat, Transform, render
 from edge.transform.types import Crop
-from tests.transform_images import (
+from tests.support.transform_images import (
     animation,
     colour,
     corners,

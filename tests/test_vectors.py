@@ -11,7 +11,7 @@ import pytest
 
 from edge.keys import parse_keyring
 from edge.signing import Verifier, check_url, sign_url, string_to_sign
-from tests.conftest import VECTORS
+from tests.support.vectors import VECTORS
 
 SIGN = VECTORS["sign"]
 VERIFY = VECTORS["verify"]

@@ -1,6 +1,6 @@
-"""What a stranger's connections may hold, flooded on a real `edge serve` process:
-idle and half-sent connections, connections beyond the cap, huge request heads,
-and a file limit as low as a service manager's default."""
+"""edge.server, the connection protocol: what a stranger's connections may hold, flooded on
+a real `edge serve` process: idle and half-sent connections, connections beyond the cap,
+huge request heads, and a file limit as low as a service manager's default."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from edge.samples import png
-from tests.servers import free_port, open_sockets
-from tests.test_corpus import write_artifact
-from tests.test_process import EDGE, clean_env, peak_rss_kib, stop, wait_ready
+from tests.support.artifacts import write_artifact
+from tests.support.processes import EDGE, clean_env, peak_rss_kib, stop, wait_ready
+from tests.support.servers import free_port, open_sockets
 
 PNG = png(16, 16)
 REQUEST = b"GET /i/alice/photo.png HTTP/1.1\r\nhost: edge\r\n\r\n"

@@ -1,6 +1,6 @@
-"""The memos of the hot path: verified (and refused) URLs skip the HMAC for the exact URL seen
-before, and nothing else, with time judged on every request as if the memo were not there;
-validated paths; all bounded in entries and in bytes."""
+"""The verifier's memos (edge.signing): verified (and refused) URLs skip the HMAC for the exact
+URL seen before, and nothing else, with time judged on every request as if the memo were not
+there; bounded, and never holding a long query."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ from hypothesis import strategies as st
 
 from edge.errors import SignatureExpired, SignatureInvalid
 from edge.signing import MEMO_QUERY_BYTES, Verifier, sign_url
-from tests.test_signing_properties import KEYS, NOW, VERIFYING
+from tests.support.clock import Clock
+from tests.support.vectors import KEYS, NOW, VERIFYING
 
 PATH = "/i/alice/photo.png"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def split(url: str) -> tuple[str, bytes]:

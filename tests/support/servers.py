@@ -3,7 +3,6 @@ uvicorn, each on an ephemeral loopback port."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import queue
@@ -24,8 +23,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from edge.app import UVICORN_OPTIONS
 
 BUCKET = "edge-test"
-#: s3rver's npm package, installed by `make install` (npm ci, pinned by its package-lock.json).
-S3RVER = Path(__file__).parent / "s3rver" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+#: s3rver's npm package (tests/s3rver/), installed by `make install` (npm ci, pinned by its
+#: package-lock.json).
+S3RVER = Path(__file__).parent.parent / "s3rver" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
 #: The one account s3rver knows: any other access key is InvalidAccessKeyId.
 S3RVER_KEY = "S3RVER"
 #: Bounded waits for s3rver to start and to stop (it starts in well under a second).
@@ -215,10 +215,6 @@ def free_port() -> int:
     port: int = sock.getsockname()[1]
     sock.close()
     return port
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
 
 
 def open_sockets(pid: int | str = "self", *, established: bool = False) -> list[tuple[int, int]]:

@@ -1,7 +1,7 @@
 // Mints a signed URL with the Node signer and fetches it from a live edge.
 // Usage: EDGE_SIGNING_KEYS=... node sign_and_fetch.mjs BASE_URL PATH [KID]
 import { createHash } from 'node:crypto';
-import { parseKeyring, signUrl } from '../signers/node/edge-signer.mjs';
+import { parseKeyring, signUrl } from '../../signers/node/edge-signer.mjs';
 
 const [base, path, kid] = process.argv.slice(2);
 const keys = parseKeyring(process.env.EDGE_SIGNING_KEYS);

@@ -11,8 +11,8 @@ import struct
 import threading
 from collections.abc import Iterator
 
-from tests.faults import ERROR_XML
-from tests.test_storage_pool import Hangup, Parts
+from tests.support.faults import ERROR_XML
+from tests.support.stores import Hangup, Parts
 
 OBJECT = b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "e1"\r\nContent-Type: image/png\r\n'
 OBJECT += b"Last-Modified: Wed, 25 Nov 2026 10:00:00 GMT\r\n\r\nhello"

@@ -33,8 +33,8 @@ from edge.keys import parse_keyring
 from edge.samples import CANARY
 from edge.settings import Settings
 from edge.signing import sign_url
-from tests.conftest import KEYS
-from tests.servers import BUCKET, S3RVER_KEY, S3rver, run_uvicorn
+from tests.support.servers import BUCKET, S3RVER_KEY, S3rver, run_uvicorn
+from tests.support.world import KEYS
 
 #: Sizes that take each body path: read whole (up to 64 KiB), and streamed yet small
 #: enough to arrive whole before edge reads it (under the wire's 256 KiB high-water mark).

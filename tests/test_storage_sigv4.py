@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from moto import settings as moto_settings
 
 from edge.storage.sigv4 import EMPTY_SHA256, Credentials, Signer, object_path
-from tests.conftest import World
-from tests.test_serving import assert_error
+from tests.support.client import assert_error
+from tests.support.world import World
 
 S3_ONLY = pytest.mark.parametrize("world", ["s3"], indirect=True)
 READ_ALL = {

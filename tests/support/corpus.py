@@ -2,8 +2,8 @@
 answer the spec and RFC 9110 call right, and a raw-socket client that sends them as
 written (no client library normalises dot segments or escapes on the way).
 
-Objects it expects: ``public/alice/photo.png`` (public bytes) and
-``private/alice/secret.png`` (bytes holding :data:`edge.samples.CANARY`).
+Objects it expects, as :func:`populate` stores them: ``public/alice/photo.png`` (public
+bytes) and ``private/alice/secret.png`` (bytes holding :data:`edge.samples.CANARY`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,27 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 
 from edge.keys import Key
+from edge.samples import CANARY, png
+from tests.support.world import World
 
 PUBLIC = "/i/alice/photo.png"
 PRIVATE = "/i/alice/secret.png"
 #: Refused by edge's connection (edge.server) before a request exists: still edge's JSON.
 PARSER = "BAD_REQUEST"
 TOO_LARGE = (431, "HEADERS_TOO_LARGE")  # a request head over EDGE_MAX_HEADER_BYTES (16 KiB)
+PHOTO = png(32, 32)
+SECRET = png(40, 30, hue=1) + CANARY
+
+
+def populate(world: World) -> None:
+    """Store the objects the corpus expects; in a folder, also links out of public/."""
+    world.put("public", "alice", "photo.png", PHOTO)
+    world.put("private", "alice", "secret.png", SECRET)
+    if world.root is not None:  # links that point out of public/: never followed
+        links = world.root / "public" / "alice"
+        (links / "to-private.png").symlink_to(world.root / "private" / "alice" / "secret.png")
+        (links / "to-etc").symlink_to("/etc")
+        (links / "to-root").symlink_to(world.root)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from edge.storage import failures
 from edge.storage.base import NO_CONDITIONS, Reply, Stat, Storage
 from edge.storage.failures import Fault, Row
 from edge.storage.files import FileChunks
-from tests.canned import UNPRIVILEGED
-from tests.fault_rig import Outcome, folder, name, produces, read_folder
+from tests.support.canned import UNPRIVILEGED
+from tests.support.fault_rig import Outcome, folder, name, produces, read_folder
 
 
 @produces(failures.FILE_MISSING)

@@ -18,8 +18,8 @@ from edge.storage import failures
 from edge.storage.base import NO_CONDITIONS, Conditions, Reply, Storage
 from edge.storage.failures import Fault, Row
 from edge.storage.s3 import S3Storage
-from tests.canned import OBJECT, STATUS_ANSWERS, full_backlog, resetting_server, s3_error
-from tests.fault_rig import (
+from tests.support.canned import OBJECT, STATUS_ANSWERS, full_backlog, resetting_server, s3_error
+from tests.support.fault_rig import (
     ATTEMPTS,
     KEY,
     SHORT,
@@ -30,9 +30,10 @@ from tests.fault_rig import (
     read_folder,
     read_s3,
 )
-from tests.faults import fault_proxy
-from tests.servers import BUCKET, S3RVER_KEY, MotoServer, S3rver, free_port
-from tests.test_storage_pool import certificate_authority, tiny_store
+from tests.support.faults import fault_proxy
+from tests.support.servers import BUCKET, S3RVER_KEY, MotoServer, S3rver, free_port
+from tests.support.stores import tiny_store
+from tests.support.tls import certificate_authority
 
 _keys = itertools.count()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
 import shutil
@@ -11,13 +10,12 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
-from tests.servers import free_port
+from tests.support.servers import free_port
 
-DEPLOY_NGINX = Path(__file__).parent.parent / "deploy" / "nginx"
+DEPLOY_NGINX = Path(__file__).parent.parent.parent / "deploy" / "nginx"
 
 
 def nginx_binary() -> str:
@@ -111,24 +109,3 @@ def run_nginx(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def raw_request(
-    base: str, target: str, *, method: str = "GET", headers: list[tuple[str, str]] | None = None
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Send a request exactly as written: the target unnormalised, each header with its own
-    case and as often as listed. Returns the status, every header (names lower-cased, repeats
-    kept) and the body."""
-    parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
-    try:
-        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", parts.netloc)
-        for name, value in headers or []:
-            conn.putheader(name, value.encode("utf-8"))
-        conn.endheaders()
-        response = conn.getresponse()
-        received = [(name.lower(), value) for name, value in response.getheaders()]
-        return response.status, received, response.read()
-    finally:
-        conn.close()

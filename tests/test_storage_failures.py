@@ -1,4 +1,4 @@
-"""The failure table tells the truth about the storage clients.
+"""edge.storage.failures: the failure table tells the truth about the storage clients.
 
 Each row's mapping, as a unit (the statuses and codes it matches, the connection and file
 errors it takes, the error and the reason it builds); then each row's failure produced for
@@ -32,9 +32,9 @@ from edge.storage.failures import (
     file_open_row,
 )
 from edge.storage.s3_answers import refusal
-from tests import folder_faults, s3_faults
-from tests.fault_rig import ATTEMPTS, ROWS, SCENARIOS, name
-from tests.servers import S3RVER_KEY
+from tests.support import folder_faults, s3_faults
+from tests.support.fault_rig import ATTEMPTS, ROWS, SCENARIOS, name
+from tests.support.servers import S3RVER_KEY
 
 #: Where the scenarios are registered (imported for that).
 SCENARIO_MODULES = (s3_faults, folder_faults)

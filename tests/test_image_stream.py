@@ -1,5 +1,5 @@
-"""Clients that stop reading let go of storage: they cannot hold every read slot, and a
-download resumed after a pause is the same object or is cut, never a mix."""
+"""edge.image.stream: clients that stop reading let go of storage: they cannot hold every
+read slot, and a download resumed after a pause is the same object or is cut, never a mix."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from edge.image.stream import STALL_SECONDS
 from edge.samples import png
-from tests.conftest import World
-from tests.test_corpus import write_artifact
+from tests.support.artifacts import write_artifact
+from tests.support.world import World
 
 PNG = png(16, 16)
 BIG = 32 * 1024 * 1024  # well beyond what the two kernels' socket buffers absorb

@@ -1,7 +1,7 @@
 """A rig for producing each row of the failure table through a real fault: a registry
 of scenarios (:func:`produces`), and reads through the real clients, S3Storage and
-FileStorage, run to their end. The scenarios: tests/s3_faults.py, tests/folder_faults.py;
-the test that runs them: tests/test_failure_table.py."""
+FileStorage, run to their end. The scenarios: tests/support/s3_faults.py and
+tests/support/folder_faults.py; the test that runs them: tests/test_storage_failures.py."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ from edge.storage.config import S3Settings
 from edge.storage.failures import FILE_ROWS, S3_ROWS, Row
 from edge.storage.files import FileStorage
 from edge.storage.s3 import S3Storage
-from tests.canned import HEAD_OK
-from tests.servers import BUCKET
-from tests.test_storage_pool import Parts, tiny_store
+from tests.support.canned import HEAD_OK
+from tests.support.servers import BUCKET
+from tests.support.stores import Parts, tiny_store
 
 ROWS: tuple[Row, ...] = tuple(dict.fromkeys((*S3_ROWS, *FILE_ROWS)))
 NAMES = {row: name for name, row in vars(failures).items() if isinstance(row, Row)}
 #: Attempts per S3 call in these tests: a retried row is seen this many times.
 ATTEMPTS = 3
-#: A timeout the silent stores outlast (tests.canned.SILENCE), short so tests stay quick.
+#: A timeout the silent stores outlast (tests.support.canned.SILENCE), short so tests stay quick.
 SHORT = 0.3
 KEY = "public/alice/x.png"
 

@@ -1,5 +1,5 @@
-"""Log output never blocks a request and never carries a signature: real processes whose
-stdout and stderr are pipes nobody reads, and uvicorn run directly on the app factory."""
+"""edge.logwriter: log output never blocks a request: a real process whose stdout and
+stderr are pipes nobody reads, and a writer that drops and counts what would not fit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import fcntl
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,10 +14,9 @@ import httpx
 import pytest
 
 from edge.logwriter import LineWriter
-from tests.conftest import KEYS
-from tests.servers import free_port
-from tests.test_corpus import write_artifact
-from tests.test_process import EDGE, clean_env, stop, wait_ready
+from tests.support.artifacts import write_artifact
+from tests.support.processes import EDGE, clean_env, stop, wait_ready
+from tests.support.servers import free_port
 
 
 def small_pipe() -> tuple[int, int]:
@@ -110,50 +108,3 @@ def test_the_writer_drops_and_counts_when_its_reader_stalls() -> None:
     writer.close(timeout=0.1)
     os.close(read_end)
     os.close(write_end)
-
-
-@pytest.mark.slow
-def test_uvicorn_on_the_factory_logs_no_signature(tmp_path: Path) -> None:
-    """`uvicorn --factory edge.app:create_app` with uvicorn's own defaults: its access log
-    (which prints whole URLs) is off, edge's redacts `sig`."""
-    root = tmp_path / "images"
-    (root / "private" / "alice").mkdir(parents=True)
-    (root / "public").mkdir()
-    (root / "private" / "alice" / "secret.png").write_bytes(b"\x89PNG secret")
-    port = free_port()
-    env = clean_env(EDGE_STORAGE=str(root), EDGE_SIGNING_KEYS=KEYS)
-    with (tmp_path / "out.log").open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "edge.app:create_app",
-                "--port",
-                f"{port}",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process)
-        signed = subprocess.run(
-            [*EDGE, "sign", "/i/alice/secret.png", "--expires-in", "600"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        sig = signed.split("sig=")[1].split("&")[0]
-        assert httpx.get(base + signed).status_code == 200
-        assert httpx.get(base + signed.replace("sig=", "sig=x")).status_code == 403
-        time.sleep(0.3)  # the log thread writes asynchronously
-    finally:
-        stop(process)
-    logged = (tmp_path / "out.log").read_text()
-    assert "/i/alice/secret.png?sig=[redacted]" in logged
-    assert sig not in logged
