@@ -180,7 +180,7 @@ class Verifier:
             sig, exp, kid, repeated, params = _scan(query)
             # Judged before the signature, signed or not: a malformed or repeated transform
             # parameter is a bad request (400), never remembered (no HMAC was spent on it).
-            transform = transform_of(params)
+            transform = transform_of(params) if params else None
             if repeated is not None:
                 raise SignatureInvalid(f"{repeated.decode()} is given more than once")
             if sig is None and exp is None and kid is None:
