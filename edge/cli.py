@@ -24,6 +24,7 @@ from edge.paths import quote_path
 from edge.settings import Settings
 from edge.signing import Verifier, check_url, sign_url
 from edge.storage import open_storage
+from edge.transform_params import split_params, transform_from_pairs
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     expiry.add_argument("--expires-at", type=_whole, metavar="UNIX")
     sign.add_argument("--kid", help="sign with this key and put kid= in the URL")
     sign.add_argument("--base-url", help="prefix, e.g. https://img.example.com")
+    sign.add_argument(
+        "--transform",
+        metavar="PARAMS",
+        help="transform parameters to sign, canonical values, e.g. 'w=800&h=600&fit=cover'",
+    )
     sign.set_defaults(run=run_sign)
 
     verify = commands.add_parser("verify", help="judge a URL as the edge would")
@@ -127,6 +133,11 @@ def run_sign(args: argparse.Namespace) -> int:
             raise UsageError(f"no key with kid {args.kid!r} in EDGE_SIGNING_KEYS")
         if not key.can_sign:
             raise UsageError(f"key {args.kid!r} is an ed25519-pub key: it cannot sign")
+    transform = split_params(args.transform or "")
+    try:
+        transform_from_pairs(transform)
+    except BadRequest as error:
+        raise UsageError(f"--transform: {error.reason}") from None
     now = int(time.time())
     exp = now + args.expires_in if args.expires_at is None else args.expires_at
     if settings.max_ttl and exp - now > settings.max_ttl:
@@ -134,7 +145,9 @@ def run_sign(args: argparse.Namespace) -> int:
             f"exp is {exp - now} s ahead; edges reject URLs beyond EDGE_MAX_TTL={settings.max_ttl}"
         )
     try:
-        url = sign_url(args.path, key=key, exp=exp, include_kid=args.kid is not None)
+        url = sign_url(
+            args.path, key=key, exp=exp, include_kid=args.kid is not None, transform=transform
+        )
     except BadRequest as error:
         raise UsageError(f"PATH is not a valid image path: {error.reason}") from None
     except ValueError as error:

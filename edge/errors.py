@@ -24,7 +24,8 @@ class EdgeError(Exception):
 
 
 class BadRequest(EdgeError):
-    """The path breaks the URL rules of the spec (dot segments, control bytes, bad user...)."""
+    """The URL breaks the spec's rules: the path (dot segments, control bytes, bad user...)
+    or a transform parameter (malformed, repeated, a second preset)."""
 
     status = 400
     code = "BAD_REQUEST"

@@ -1,9 +1,13 @@
-"""Sign and verify v1 URLs: ``sig = alg(key, "v1" LF path LF exp)``.
+"""Sign and verify v1 URLs: ``sig = alg(key, "v1" LF path LF exp [LF transform])``.
 
-Verification follows the spec's order exactly: no parameter means unsigned;
-malformed, duplicated or unknown parameters are invalid; the signature must
-match a candidate key (constant time); only then are expiry and max TTL judged.
-The clock is injectable so tests and ``edge verify --now`` pin time.
+Verification follows the spec's order exactly: transform parameters first (a
+malformed or repeated one is a bad request, signed or not); then no signature
+parameter means unsigned; malformed, duplicated or unknown ones are invalid; the
+signature must match a candidate key (constant time); only then are expiry and
+max TTL judged. A URL with transform parameters signs them too
+(:mod:`edge.transform_params`), so a signature grants exactly the transform it
+names, and one without grants the stored object only. The clock is injectable so
+tests and ``edge verify --now`` pin time.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
@@ -19,11 +23,20 @@ from edge.errors import BadRequest, EdgeError, SignatureExpired, SignatureInvali
 from edge.keys import Key, Keyring, b64url_encode
 from edge.memo import MEMO_SIZE, Memo
 from edge.paths import quote_path, request_path, validate_path
+from edge.transform_params import (
+    TRANSFORM_NAMES,
+    Transform,
+    parse_transform,
+    split_params,
+    transform_from_pairs,
+    transform_of,
+)
 
 MAX_EXP_DIGITS = 12
 _SIG_TEXT = re.compile(rb"[A-Za-z0-9_\-]*")
-# The form every signer emits; anything else (other order, escapes, extra or
-# repeated parameters) takes the general scan, which implements the full rules.
+# The form every signer emits for a URL without transforms; anything else (transform
+# parameters, other order, escapes, extra or repeated parameters) takes the general scan,
+# which implements the full rules.
 _CANONICAL = re.compile(rb"sig=([^&%]*)&exp=([^&%]*)(?:&kid=([^&%]*))?")
 _KID_TEXT = re.compile(rb"[A-Za-z0-9_\-]{1,32}")
 
@@ -44,18 +57,51 @@ def _cost(path: str, query: bytes) -> int:
     return sys.getsizeof(path) + sys.getsizeof(query) + 56 + 200
 
 
-def string_to_sign(path: str, exp: str) -> bytes:
-    """The exact bytes every signer signs, for the decoded path and ``exp`` as written."""
-    return b"v1\n%s\n%s" % (path.encode("utf-8"), exp.encode("ascii"))
+def string_to_sign(path: str, exp: str, transform: str = "") -> bytes:
+    """The exact bytes every signer signs, for the decoded path, ``exp`` as written and the
+    transform string (``Transform.canonical()``; empty when the URL has no transform)."""
+    signed = b"v1\n%s\n%s" % (path.encode("utf-8"), exp.encode("ascii"))
+    return signed + b"\n" + transform.encode("ascii") if transform else signed
 
 
-def sign_url(path: str, *, key: Key, exp: int, include_kid: bool = False) -> str:
-    """The path-and-query of a v1 signed URL for a decoded ``/i/...`` path."""
+#: What :func:`sign_url` takes as a transform: see there.
+TransformSpec = Transform | str | Iterable[tuple[str, str | int]]
+
+
+def sign_url(
+    path: str,
+    *,
+    key: Key,
+    exp: int,
+    include_kid: bool = False,
+    transform: TransformSpec | None = None,
+) -> str:
+    """The path-and-query of a v1 signed URL for a decoded ``/i/...`` path.
+
+    ``transform`` holds the transform parameters, written into the URL in the order
+    given: ``(name, value)`` pairs (``[("w", "800"), ("fit", "cover")]``, a dict's
+    ``items()``; a preset is ``("p:thumb", "")``), the same as text
+    (``"w=800&fit=cover"``, what ``edge sign --transform`` takes), or a
+    :class:`Transform` (then in name order). Values must be canonical: a malformed one,
+    a repeated one, or a name outside the table raises :class:`BadRequest` naming it.
+    """
     validate_path(path)
     if not 0 <= exp < 10**MAX_EXP_DIGITS:
         raise ValueError(f"exp must be 0 to {10**MAX_EXP_DIGITS - 1}")
-    sig = b64url_encode(key.sign(string_to_sign(path, str(exp))))
-    url = f"{quote_path(path)}?sig={sig}&exp={exp}"
+    if transform is None:
+        pairs: list[tuple[str, str | int]] = []
+    elif isinstance(transform, Transform):
+        pairs = [*transform.params()]
+    elif isinstance(transform, str):
+        pairs = [*split_params(transform)]
+    else:
+        pairs = list(transform)
+    parsed = transform_from_pairs(pairs)  # checks every pair: names, values, repeats
+    signed = "" if parsed is None else parsed.canonical()
+    sig = b64url_encode(key.sign(string_to_sign(path, str(exp), signed)))
+    # Canonical values and preset names need no escaping; a preset has no "=".
+    params = "".join(f"{name}&" if value == "" else f"{name}={value}&" for name, value in pairs)
+    url = f"{quote_path(path)}?{params}sig={sig}&exp={exp}"
     return f"{url}&kid={key.kid}" if include_kid else url
 
 
@@ -95,7 +141,9 @@ class Verifier:
         }
 
     def verify(self, path: str, query: bytes) -> Grant | None:
-        """``None`` for an unsigned request, a :class:`Grant` for a valid one; else raise."""
+        """``None`` for an unsigned request, a :class:`Grant` for a valid one; else raise
+        (:class:`BadRequest` for a malformed or repeated transform parameter, signed or not;
+        a signature error otherwise)."""
         if not query:
             return None
         known = self._memo.get((path, query))
@@ -125,10 +173,16 @@ class Verifier:
 
     def _check(self, path: str, query: bytes) -> Grant | None:
         canonical = _CANONICAL.fullmatch(query)
+        transform = None  # the canonical form holds sig, exp and kid only
         if canonical is not None:
             sig, exp, kid = canonical.groups()
         else:
-            sig, exp, kid = _scan(query)
+            sig, exp, kid, repeated, params = _scan(query)
+            # Judged before the signature, signed or not: a malformed or repeated transform
+            # parameter is a bad request (400), never remembered (no HMAC was spent on it).
+            transform = transform_of(params) if params else None
+            if repeated is not None:
+                raise SignatureInvalid(f"{repeated.decode()} is given more than once")
             if sig is None and exp is None and kid is None:
                 return None
         if sig is None or exp is None:
@@ -144,6 +198,8 @@ class Verifier:
                 raise SignatureInvalid("kid names no key in the keyring")
             candidates = (key,) if key.sig_chars == len(sig) else ()
         message = b"v1\n%s\n%s" % (path.encode("utf-8"), exp)
+        if transform is not None:  # the memo stays sound: it is keyed by the exact query
+            message += b"\n" + transform.canonical().encode("ascii")
         for key in candidates:
             if key.verify(message, sig):
                 break
@@ -178,22 +234,35 @@ class _NoMatch(Exception):
         self.reason = reason
 
 
-def _scan(query: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
+def _scan(
+    query: bytes,
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, list[tuple[bytes, bytes]]]:
     """The general rules: only ``&`` separates, names and values are percent-decoded,
-    other parameters are ignored, and a repeated sig, exp or kid is invalid."""
+    other parameters are ignored, and a repeated sig, exp or kid is invalid.
+
+    Gives sig, exp, kid, the first of them given twice (refused by the caller once the
+    transform parameters are judged, which come first), and the transform parameters
+    (name decoded, value as sent) for :func:`transform_of`: one split of the query.
+    """
     found: dict[bytes, bytes] = {}
+    repeated = None
+    params = []
     for part in query.split(b"&"):
         name, _, value = part.partition(b"=")
         if b"%" in name:
             name = unquote_to_bytes(name)
         if name in _SIGNED_NAMES:
-            if name in found:
-                raise SignatureInvalid(f"{name.decode()} is given more than once")
-            found[name] = unquote_to_bytes(value) if b"%" in value else value
-    return found.get(b"sig"), found.get(b"exp"), found.get(b"kid")
+            if name not in found:
+                found[name] = unquote_to_bytes(value) if b"%" in value else value
+            elif repeated is None:
+                repeated = name
+        elif name in _TRANSFORM_NAMES or name[:2] == b"p:":  # p:NAME is a preset
+            params.append((name, value))
+    return found.get(b"sig"), found.get(b"exp"), found.get(b"kid"), repeated, params
 
 
 _SIGNED_NAMES = frozenset((b"sig", b"exp", b"kid"))
+_TRANSFORM_NAMES = frozenset(name.encode() for name in TRANSFORM_NAMES)
 
 
 class Outcome(NamedTuple):
@@ -209,16 +278,27 @@ def check_url(url: str, verifier: Verifier) -> Outcome:
     if "://" in url:
         url = "/" + url.split("://", 1)[1].partition("/")[2]
     url = url.partition("#")[0]
-    raw_path, _, query = url.partition("?")
+    raw_path, _, text = url.partition("?")
+    query = text.encode("utf-8")
     try:
         path = request_path(raw_path.encode("utf-8"))
-        grant = verifier.verify(path, query.encode("utf-8"))
     except BadRequest as error:
         return Outcome(error.code, f"malformed path: {error.reason}")
+    try:
+        transform = parse_transform(query)
+    except BadRequest as error:
+        return Outcome(error.code, error.reason)  # the reason names the parameter
+    # What the signature covers besides path and exp: the transform string, or nothing.
+    covers = "no transform" if transform is None else f"transform {transform.canonical()}"
+    try:
+        grant = verifier.verify(path, query)
     except EdgeError as error:
-        return Outcome(error.code, error.reason)
+        return Outcome(error.code, f"{error.reason}; {covers}")
     if grant is None:
-        return Outcome("UNSIGNED", f"no signature: {path} can reach public images only")
+        return Outcome("UNSIGNED", f"no signature: {path} can reach public images only; {covers}")
     kid, exp = grant
     left = exp - int(verifier.clock())
-    return Outcome("VALID", f"signed by key {kid!r}, expires at {exp} (in {left} s)", grant)
+    grants = "the stored object only" if transform is None else covers
+    return Outcome(
+        "VALID", f"signed by key {kid!r}, expires at {exp} (in {left} s), for {grants}", grant
+    )

@@ -9,6 +9,9 @@ export interface SigningKey {
   privateKey?: KeyObject; // ed25519
 }
 
+/** Transform parameters by name, canonical values: { w: 800, fit: 'cover' }; a preset is { 'p:thumb': '' }. */
+export type Transform = Readonly<Record<string, string | number | boolean>>;
+
 /** Parse EDGE_SIGNING_KEYS ("kid:alg:key,...") into the keys that can sign, in order. */
 export function parseKeyring(text: string): SigningKey[];
 
@@ -16,4 +19,7 @@ export function parseKeyring(text: string): SigningKey[];
 export function quotePath(path: string): string;
 
 /** Path and query of a signed URL: path is decoded ("/i/bob/café.png"), exp in Unix seconds. */
-export function signUrl(path: string, options: { key: SigningKey; exp: number; includeKid?: boolean }): string;
+export function signUrl(
+  path: string,
+  options: { key: SigningKey; exp: number; includeKid?: boolean; transform?: Transform },
+): string;

@@ -194,7 +194,7 @@ def queries(key: Key, now: int) -> Iterator[Case]:
         private_ok=True,
     )
     yield Case(
-        "query: unknown parameters ignored", f"{PRIVATE}?{good}&w=100&x=", 200, private_ok=True
+        "query: unknown parameters ignored", f"{PRIVATE}?{good}&v=100&x=", 200, private_ok=True
     )
     yield Case(
         "query: thousands of parameters", f"{PRIVATE}?{good}" + "&p=1" * 3000, 200, private_ok=True

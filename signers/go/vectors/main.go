@@ -1,5 +1,6 @@
-// Test harness: EDGE_SIGNING_KEYS from the environment; stdin lines "kid<TAB>include_kid<TAB>exp<TAB>path";
-// prints one signed URL per line.
+// Test harness: EDGE_SIGNING_KEYS from the environment; stdin lines "kid<TAB>include_kid<TAB>exp<TAB>path"
+// with an optional "<TAB>transform" ("w=800&fit=cover", in URL order); prints one signed URL per line,
+// or "error: ..." for a transform the signer refuses.
 package main
 
 import (
@@ -24,8 +25,22 @@ func main() {
 	}
 	lines := bufio.NewScanner(os.Stdin)
 	for lines.Scan() {
-		fields := strings.SplitN(lines.Text(), "\t", 4)
+		fields := strings.SplitN(lines.Text(), "\t", 5)
 		exp, _ := strconv.ParseInt(fields[2], 10, 64)
-		fmt.Println(edgesign.SignURL(fields[3], byKid[fields[0]], exp, fields[1] == "true"))
+		if len(fields) < 5 {
+			fmt.Println(edgesign.SignURL(fields[3], byKid[fields[0]], exp, fields[1] == "true"))
+			continue
+		}
+		var transform []edgesign.Param
+		for _, part := range strings.Split(fields[4], "&") {
+			if name, value, _ := strings.Cut(part, "="); part != "" {
+				transform = append(transform, edgesign.Param{Name: name, Value: value})
+			}
+		}
+		url, err := edgesign.SignTransformURL(fields[3], byKid[fields[0]], exp, fields[1] == "true", transform)
+		if err != nil {
+			url = "error: " + err.Error()
+		}
+		fmt.Println(url)
 	}
 }
