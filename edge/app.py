@@ -116,6 +116,7 @@ class Edge:
         if self.metrics is not None and self.images.cache is not None:
             self.metrics.watch_cache(self.images.cache)
         self.auth = AuthHandler(verifier, policy, settings)
+        self.bare_hosts = settings.bare_hosts
         self.readiness = Readiness(self.storage, interval=settings.ready_interval)
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
         if settings.metrics in ("on", "local"):
@@ -132,6 +133,8 @@ class Edge:
             return
         record = self.observer.start()
         try:
+            if self.bare_hosts and not scope["path"].startswith("/i/"):
+                scope = self._bare(scope)
             if scope["path"].startswith("/i/"):
                 await self.images(scope, receive, send, record)
             elif scope["path"] == "/auth":
@@ -140,6 +143,20 @@ class Edge:
                 await self.router(scope, receive, _recording(send, record))
         finally:
             self.observer.finish(scope, record)
+
+    def _bare(self, scope: Scope) -> Scope:
+        """A request to a host of ``EDGE_BARE_HOSTS`` for ``/{user}/{path}`` (two segments
+        or more) as the ``/i/{user}/{path}`` it means; any other request as it came."""
+        path = scope["path"]
+        if path.count("/") < 2:  # /healthz, /auth, /metrics: the host's own routes
+            return scope
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if value.decode("latin-1").lower() not in self.bare_hosts:
+                    return scope
+                raw = scope.get("raw_path") or path.encode()
+                return {**scope, "path": "/i" + path, "raw_path": b"/i" + raw}
+        return scope
 
     @asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
@@ -153,6 +170,7 @@ class Edge:
         try:
             yield
         finally:
+            self.images.pool.close()
             await self.storage.aclose()
             if self.observer.log is not None:
                 self.observer.log.close()

@@ -100,6 +100,11 @@ def parse_optional_text(name: str, text: str) -> str | None:
     return text or None
 
 
+_HOST = re.compile(
+    r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?|\[[0-9a-f:.]+\](:[0-9]{1,5})?"
+)
+
+
 def parse_header_name(name: str, text: str) -> str:
     """An HTTP header name, kept in lower case (as ASGI servers hand headers over)."""
     if not _HEADER_NAME.fullmatch(text):
@@ -119,6 +124,25 @@ def parse_access_log(name: str, text: str) -> Literal["json", "off"]:
         case "off":
             return "off"
     raise ConfigError(f"{name}: expected json or off, got {text!r}")
+
+
+def parse_transforms(name: str, text: str) -> Literal["on", "signed"]:
+    match text.lower():
+        case "on":
+            return "on"
+        case "signed":
+            return "signed"
+    raise ConfigError(f"{name}: expected on or signed, got {text!r}")
+
+
+def parse_hosts(name: str, text: str) -> frozenset[str]:
+    """Host names, comma-separated, kept in lower case; a port is part of the name
+    (``cdn.example.com:8443``) when clients send one."""
+    hosts = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+    for host in hosts:
+        if not _HOST.fullmatch(host):
+            raise ConfigError(f"{name}: expected host names such as cdn.example.com, got {host!r}")
+    return hosts
 
 
 def parse_metrics(name: str, text: str) -> Literal["local", "on", "off"] | int:

@@ -32,6 +32,13 @@ class BadRequest(EdgeError):
     message = "Malformed image path"
 
 
+class BadTransform(BadRequest):
+    """A transform parameter is malformed or repeated, a preset is unknown or malformed, or
+    a transform asks for an output format no extension names."""
+
+    message = "Malformed transform parameter or preset"
+
+
 class NotFound(EdgeError):
     """No such image, or a private one asked for without a valid signature."""
 

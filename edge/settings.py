@@ -23,12 +23,14 @@ from edge.config_parsers import (
     parse_duration,
     parse_flag,
     parse_header_name,
+    parse_hosts,
     parse_metrics,
     parse_optional_text,
     parse_optional_url,
     parse_pixels,
     parse_seconds,
     parse_signing_keys,
+    parse_transforms,
     parse_workers,
 )
 from edge.errors import ConfigError
@@ -213,6 +215,23 @@ class Settings:
         " the seconds left before the URL's `exp`, so no browser keeps one past it.",
     )
 
+    transforms: Literal["on", "signed"] = var(
+        "on",
+        parse_transforms,
+        TRANSFORMS,
+        "`on`: public images transform for anyone (`?w=800`, `photo.webp` made from"
+        " `photo.jpg`), private ones for a URL signed with its transform; `signed`: every"
+        " transform or conversion needs a valid signature, even of a public image (no CPU"
+        " spent for unsigned URLs; an unsigned one is `403 SIGNATURE_INVALID`).",
+    )
+    bare_hosts: frozenset[str] = var(
+        "",
+        parse_hosts,
+        HTTP,
+        "Host names (comma-separated) whose requests use the short URL form"
+        " `/{user}/{path}`, served as `/i/{user}/{path}`: signatures are over the `/i/` form,"
+        " so one signed URL works on both hosts. Other hosts keep `/i/` only.",
+    )
     transform_max_source_pixels: int = var(
         "50MP",
         parse_pixels,

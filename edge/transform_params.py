@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, get_args
 from urllib.parse import unquote_to_bytes
 
-from edge.errors import BadRequest
+from edge.errors import BadTransform
 
 Fit = Literal["cover", "contain", "fill", "scale-down"]
 Aspect = Literal["original", "1:1", "4:3", "16:9", "3:2", "21:9"]
@@ -239,7 +239,7 @@ def transform_from_pairs(pairs: Iterable[tuple[str, str | int]]) -> Transform | 
     for name, value in pairs:
         raw = name.encode("utf-8")
         if raw not in _RULES and raw[:2] != b"p:":
-            raise BadRequest(f"{_show(raw)} is not a transform parameter")
+            raise BadTransform(f"{_show(raw)} is not a transform parameter")
         _take(values, raw, str(value).encode("utf-8"))
         found = True
     return Transform._make(values) if found else None
@@ -260,20 +260,20 @@ def _take(values: list[Any], name: bytes, value: bytes) -> None:
         given = values[_PRESET]
         preset = name[2:]
         if not PRESET_NAME.fullmatch(preset):
-            raise BadRequest(
+            raise BadTransform(
                 f"preset {_show(name)}: NAME must be 1 to 64 of A-Z a-z 0-9 _ - after 'p:'"
             )
         if value:
-            raise BadRequest(f"preset {_show(name)} takes no value, got {_show(value)}")
+            raise BadTransform(f"preset {_show(name)} takes no value, got {_show(value)}")
         if given is not None:
-            raise BadRequest(
+            raise BadTransform(
                 f"more than one preset: {_show(b'p:' + given.encode())} and {_show(name)}"
             )
         values[_PRESET] = preset.decode("ascii")
         return
     index, rule = entry
     if values[index] is not None:
-        raise BadRequest(f"transform parameter {rule.name} is given more than once")
+        raise BadTransform(f"transform parameter {rule.name} is given more than once")
     if rule.values is not None:
         typed = rule.values.get(value)
     elif (
@@ -287,7 +287,7 @@ def _take(values: list[Any], name: bytes, value: bytes) -> None:
     else:
         typed = None
     if typed is None:
-        raise BadRequest(
+        raise BadTransform(
             f"transform parameter {rule.name}={_show(value)} is malformed: expected {rule.expected}"
         )
     values[index] = typed

@@ -20,6 +20,7 @@ from tests.support.transform_images import (
     encoded,
     flat,
     quadrants,
+    tagged,
 )
 
 QUAD = encoded(quadrants(300, 200))  # PNG: exact colours in
@@ -230,22 +231,6 @@ def test_transparency_is_kept_where_the_format_has_it_and_white_in_jpeg() -> Non
     assert png.getpoint(5, 5)[3] == 0 and png.getpoint(35, 5)[3] == 255
     jpeg, _ = out(Transform(), source, "jpeg")
     assert colour(jpeg, 5, 5) == "white" and colour(jpeg, 35, 5) == "red"
-
-
-def tagged(fmt: str) -> bytes:
-    """A Display P3 picture with EXIF (an artist, a GPS position), XMP, IPTC (JPEG) and a
-    text comment (PNG): everything a camera or an editor leaves in a file."""
-    picture = flat((200, 100, 50), 64, 64).icc_export(output_profile="p3").copy()
-    picture.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "Someone")
-    picture.set_type(pyvips.GValue.gstr_type, "exif-ifd3-GPSLatitudeRef", "N")
-    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><secret>where</secret></x:xmpmeta>'
-    picture.set_type(pyvips.GValue.blob_type, "xmp-data", xmp)
-    if fmt == "jpeg":
-        iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x05\x1c\x02\x50\x00\x01A\x00"
-        picture.set_type(pyvips.GValue.blob_type, "iptc-data", iptc)  # by-line "A"
-        return bytes(picture.jpegsave_buffer(Q=98, keep="all"))
-    picture.set_type(pyvips.GValue.gstr_type, "png-comment-0-Comment", "a private comment")
-    return bytes(picture.pngsave_buffer(keep="all"))
 
 
 METADATA = {"exif-data", "xmp-data", "iptc-data", "icc-profile-data"}

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,37 +13,7 @@ import pytest
 
 from edge.errors import UnprocessableImage
 from edge.transform import Limits, Transform, render
-from tests.support.transform_images import encoded, flat, quadrants
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A PNG header declaring ``width`` x ``height`` RGBA pixels, with a few KiB of
-    compressed zeros: what a decompression bomb looks like to a header reader."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    pixels = zlib.compress(bytes(4 * 1024 * 1024), 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
-
-
-def jpeg_bomb(width: int, height: int) -> bytes:
-    """A real 16x16 JPEG whose frame header claims ``width`` x ``height``."""
-    data = bytearray(encoded(flat((9, 9, 9), 16, 16), "jpeg"))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
-
-
-def gif_bomb(width: int, height: int) -> bytes:
-    """A real 16x16 GIF whose screen and image descriptor claim ``width`` x ``height``."""
-    data = bytearray(encoded(flat((9, 9, 9), 16, 16), "gif"))
-    data[6:10] = struct.pack("<HH", width, height)
-    descriptor = data.index(b"\x2c\x00\x00\x00\x00")
-    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
-    return bytes(data)
+from tests.support.transform_images import encoded, gif_bomb, jpeg_bomb, png_bomb, quadrants
 
 
 def peak_rss_growth(work: Callable[[], object]) -> int:

@@ -1,12 +1,15 @@
 """The image request, ``GET``/``HEAD /i/{user}/{file}``, as a pipeline of named steps.
 
-    parse -> authorize -> read -> transform -> answer -> stream
+    parse -> authorize -> read | transform -> answer -> stream
 
-Each step is a module: :mod:`edge.image.request` (parse), :mod:`edge.signing`
-(authorize: the verdict on the signature), :mod:`edge.image.read` (hot cache,
-single flight, read slots, storage), :mod:`edge.image.transform`,
-:mod:`edge.image.answer` (the response head) and :mod:`edge.image.stream` (the
-body). Order matters and is the spec's: a bad or expired signature is refused
+Each step is a module: :mod:`edge.image.request` (parse, transform parameters
+included), :mod:`edge.signing` (authorize: the verdict on the signature),
+:mod:`edge.image.read` (hot cache, single flight, read slots, storage) for the
+stored object, or :mod:`edge.image.transform` for a variant (``?w=800``, or
+``photo.webp`` made from ``photo.jpg``; it reads its source through the same
+reader), :mod:`edge.image.answer` (the response head) and
+:mod:`edge.image.stream` (the body). Order matters and is the spec's: a
+malformed transform parameter, then a bad or expired signature, is refused
 before any storage request. Every failure before the first byte becomes a JSON
 error here (:meth:`ImagePipeline.fail`); a cache hit goes through the same steps
 as a miss, each with a fast case for it.
@@ -21,12 +24,13 @@ from collections.abc import Callable
 from starlette.types import Receive, Scope, Send
 
 from edge.cache import HotCache
-from edge.errors import EdgeError, Overloaded, RangeNotSatisfiable
+from edge.errors import EdgeError, NotFound, Overloaded, RangeNotSatisfiable
 from edge.image.answer import CachePolicy, Headers
+from edge.image.presets import Presets
 from edge.image.read import Reader
 from edge.image.request import Parser
 from edge.image.stream import Streamer
-from edge.image.transform import transform
+from edge.image.transform import Transformer
 from edge.limits import ReadSlots
 from edge.metrics import Metrics
 from edge.record import Record
@@ -34,6 +38,7 @@ from edge.responses import Header, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
 from edge.storage import Storage
+from edge.transform import Limits, TransformPool
 
 log = logging.getLogger("edge")
 
@@ -47,6 +52,7 @@ class ImagePipeline:
         settings: Settings,
         verifier: Verifier,
         storage: Storage,
+        pool: TransformPool | None = None,
         policy: CachePolicy | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
@@ -70,6 +76,16 @@ class ImagePipeline:
             slots=ReadSlots(settings.max_storage_reads, wait=settings.queue_timeout),
             metrics=metrics,
         )
+        self.pool = pool or TransformPool.from_settings(settings)
+        self.transformer = Transformer(
+            reader=self.reader,
+            cache=self.cache,
+            pool=self.pool,
+            limits=Limits.from_settings(settings),
+            presets=Presets(reader=self.reader, ttl=settings.cache_ttl),
+            mode=settings.transforms,
+            metrics=metrics,
+        )
         self.policy = policy or CachePolicy(
             public_max_age=settings.public_max_age,
             private_max_age=settings.private_max_age,
@@ -84,11 +100,17 @@ class ImagePipeline:
         try:
             request = self.parser.parse(scope)
             grant = self.verifier.verify(request.path, request.query)
-            found = self.reader.cached(request, grant, record)
-            if found is None:
-                found = await self.reader.stored(request, grant, record)
-            if request.transform is not None:
-                found = await transform(request, found)
+            if request.transform is None:
+                try:
+                    found = self.reader.cached(request, grant, record)
+                    if found is None:
+                        found = await self.reader.stored(request, grant, record)
+                except NotFound:
+                    if not self.transformer.converts(request, grant):
+                        raise
+                    found = await self.transformer.variant(request, grant, record)
+            else:
+                found = await self.transformer.variant(request, grant, record)
         except Exception as error:
             await self.fail(send, error, scope, record)
             return

@@ -13,13 +13,13 @@ import logging
 import time
 
 from edge.cache import Entry, HotCache
-from edge.errors import NotFound, StorageError, StorageTimeout
+from edge.errors import NotFound, StorageError, StorageTimeout, UnprocessableImage
 from edge.image.request import ImageRequest
 from edge.limits import Lease, ReadSlots
 from edge.metrics import Metrics
 from edge.record import Record
 from edge.signing import Grant
-from edge.storage import Conditions, Reply, Storage
+from edge.storage import Conditions, Reply, Stat, Storage
 from edge.storage.base import NO_CONDITIONS, decide, read_whole
 
 log = logging.getLogger("edge")
@@ -75,7 +75,7 @@ class Reader:
                 return None
             if entry.stat is not None:
                 record.cache = "hit"
-                return _hit(entry, key, True, request)
+                return hit(entry, key, True, request)
         key = "public/" + rest
         entry = cache.get(key)
         if entry is None:
@@ -83,7 +83,7 @@ class Reader:
         record.cache = "hit"
         if entry.stat is None:
             raise NotFound("cached: not found")
-        return _hit(entry, key, False, request)
+        return hit(entry, key, False, request)
 
     async def stored(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
         """An answer from storage, under a read slot its body streams under."""
@@ -104,6 +104,63 @@ class Reader:
         except BaseException:
             lease.give_back()
             raise
+
+    async def whole(self, key: str, record: Record, max_bytes: int) -> tuple[Stat, bytes]:
+        """The whole object at ``key``, for a transform or a preset: from the cache, else from
+        storage under a read slot (kept in the cache as a plain GET would be). NotFound if
+        absent; UnprocessableImage, before its bytes are read, if over ``max_bytes``."""
+        entry = self.cache.get(key) if self.cache is not None else None
+        if entry is None:
+            lease = Lease(self.slots)
+            await lease.take()
+            try:
+                reply = await self._load(key, WHOLE, record)
+                try:
+                    _check_size(key, reply.stat.size, max_bytes)
+                    data = reply.data if reply.body is None else await read_whole(reply.body)
+                finally:
+                    if reply.body is not None:
+                        await reply.body.aclose()
+            finally:
+                lease.give_back()
+            return reply.stat, data or b""
+        if entry.stat is None:
+            raise NotFound("cached: not found")
+        _check_size(key, entry.stat.size, max_bytes)
+        return entry.stat, entry.data
+
+    async def stat(self, key: str) -> Stat:
+        """What storage knows of ``key`` (size, validators): from the cache, else one HEAD
+        under a read slot. NotFound if absent."""
+        entry = self.cache.get(key) if self.cache is not None else None
+        if entry is not None:
+            if entry.stat is None:
+                raise NotFound("cached: not found")
+            return entry.stat
+        lease = Lease(self.slots)
+        await lease.take()
+        try:
+            return (await self._timed_read(key, NO_CONDITIONS, True)).stat
+        finally:
+            lease.give_back()
+
+    async def siblings(self, key: str) -> list[str]:
+        """Keys in ``key``'s folder with its name and another image extension, preferred
+        first (:meth:`edge.storage.Storage.siblings`): one listing, under a read slot."""
+        lease = Lease(self.slots)
+        await lease.take()
+        started = time.perf_counter()
+        try:
+            return await self.storage.siblings(key)
+        except (StorageError, StorageTimeout) as error:
+            self._failed(key, error)
+            raise
+        finally:
+            lease.give_back()
+            if self.metrics is not None:
+                self.metrics.storage_latency.labels(self.storage.kind, "list").observe(
+                    time.perf_counter() - started
+                )
 
     async def _load(self, key: str, request: ImageRequest, record: Record) -> Reply:
         """Read storage; plain GETs fill the cache, concurrent ones with a single read."""
@@ -147,9 +204,7 @@ class Reader:
         try:
             return await self.storage.read(key, conditions, head=head)
         except (StorageError, StorageTimeout) as error:
-            log.warning("storage read of %s failed: %s", key[:300], error.reason)
-            if self.metrics is not None:
-                self.metrics.storage_errors.labels(self.storage.kind, error.code).inc()
+            self._failed(key, error)
             raise
         finally:
             if self.metrics is not None:
@@ -158,8 +213,24 @@ class Reader:
                     time.perf_counter() - started
                 )
 
+    def _failed(self, key: str, error: StorageError | StorageTimeout) -> None:
+        """A failure is counted and logged with what storage said (the client only gets
+        the error's code)."""
+        log.warning("storage read of %s failed: %s", key[:300], error.reason)
+        if self.metrics is not None:
+            self.metrics.storage_errors.labels(self.storage.kind, error.code).inc()
 
-def _hit(entry: Entry, key: str, private: bool, request: ImageRequest) -> Found:
+
+#: What a whole-object read asks: a plain GET (the cache keeps it, concurrent ones share it).
+WHOLE = ImageRequest("", b"", False, NO_CONDITIONS)
+
+
+def _check_size(key: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise UnprocessableImage(f"{key[:300]} is {size} bytes, over the {max_bytes} read whole")
+
+
+def hit(entry: Entry, key: str, private: bool, request: ImageRequest) -> Found:
     """What a cached object answers: a plain GET's answer is built once per entry."""
     if not request.plain:
         return Found(answer_from(entry, request), key, private, entry)

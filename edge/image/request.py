@@ -3,14 +3,14 @@
 The method, the path (decoded and checked against the v1 rules of
 :mod:`edge.paths`), the query as sent (the signature parameters are the
 verifier's to read), the headers that shape a read (``Range`` and the
-conditionals), and a slot for transform parameters, which the transform step
-will read once the URL contract's transforms land (today it is always empty).
+conditionals), and the transform parameters (:mod:`edge.transform_params`),
+judged here, before the signature and before any storage request: a malformed
+or repeated one is ``400``.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from starlette.types import Scope
 
@@ -19,6 +19,7 @@ from edge.http import parse_range
 from edge.memo import Memo
 from edge.paths import request_path
 from edge.storage.base import NO_CONDITIONS, Conditions
+from edge.transform_params import Transform, parse_transform
 
 #: Longer raw paths are validated every time, never remembered.
 PATH_MEMO_KEY_BYTES = 1024
@@ -31,14 +32,21 @@ class ImageRequest:
 
     __slots__ = ("conditions", "head", "path", "plain", "query", "transform")
 
-    def __init__(self, path: str, query: bytes, head: bool, conditions: Conditions) -> None:
+    def __init__(
+        self,
+        path: str,
+        query: bytes,
+        head: bool,
+        conditions: Conditions,
+        transform: Transform | None = None,
+    ) -> None:
         self.path = path  # decoded and validated: "/i/{user}/{file}"
         self.query = query  # raw, as sent
         self.head = head
         self.conditions = conditions
         #: A GET of the whole object with no conditions: what a cache hit answers whole.
         self.plain = conditions is NO_CONDITIONS and not head
-        self.transform: Any = None  # transform parameters: none yet (see edge.image.transform)
+        self.transform = transform  # None: the stored object, as stored
 
 
 class Parser:
@@ -58,7 +66,14 @@ class Parser:
         path = self.paths.get(raw)
         if path is None:
             path = self.validate(raw)
-        return ImageRequest(path, scope["query_string"], head, conditions(scope["headers"]))
+        query = scope["query_string"]
+        return ImageRequest(
+            path,
+            query,
+            head,
+            conditions(scope["headers"]),
+            parse_transform(query) if query else None,
+        )
 
     def validate(self, raw: bytes) -> str:
         """Decode and check a raw path (raising if it breaks the rules), kept for the next

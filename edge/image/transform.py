@@ -1,17 +1,217 @@
-"""Transform: where the URL contract's image transforms will run (resize, format, presets).
+"""Transform: a variant of a stored image, made by the transform engine and cached.
 
-Empty for now: the parse step leaves ``ImageRequest.transform`` as None, and the
-pipeline skips this step for such requests, so an object asked for as stored
-is served byte for byte, with no decoding. A transform takes what the read step
-found (the source object's bytes) and returns what to answer instead.
+A request with transform parameters (``?w=800``, ``?p:thumb``), or for a name
+that is not stored but whose extension is an output format (``photo.webp`` made
+from ``photo.jpg``), gets a *variant*. Its source is found folder by folder in
+the visibility order (a grant reads ``private/`` first, then ``public/``): the
+object at the requested path itself, else the same name with another image
+extension (one listing per folder, :meth:`Reader.siblings`). The variant is
+cached under its folder, path and effective transform, so a private variant
+never reaches an unsigned request and ``?w=800`` shares ``?w=800&q=80``'s
+entry; concurrent requests for one variant make it once (single flight).
+
+Its ETag derives from the source's, the effective transform and the format, so
+a revalidation is answered ``304`` from the source's validators without
+transforming. A stored object asked for in its own name with no transform
+parameter never comes here: it is served byte for byte (:mod:`edge.image.read`).
 """
 
 from __future__ import annotations
 
-from edge.image.read import Found
+import hashlib
+import posixpath
+import time
+from typing import Literal
+
+from edge.cache import Entry, HotCache
+from edge.errors import BadTransform, NotFound, SignatureInvalid
+from edge.http import none_match
+from edge.image.presets import Presets
+from edge.image.read import Found, Reader, hit
 from edge.image.request import ImageRequest
+from edge.metrics import Metrics
+from edge.record import Record
+from edge.signing import Grant
+from edge.storage import Reply, Stat
+from edge.transform import FORMATS, Limits, OutputFormat, Rendered, TransformPool, libvips, render
+from edge.transform.types import MEDIA_TYPES
+from edge.transform_params import Transform
+
+#: What a conversion without parameters renders: the defaults (``photo.webp``, q=80).
+CONVERSION = Transform()
+#: Part of every variant's ETag: another engine may encode other bytes.
+ENGINE = f"edge-transform-1 libvips-{libvips.version()}"
 
 
-async def transform(request: ImageRequest, found: Found) -> Found:
-    """The found object, transformed as ``request.transform`` says (nothing to do yet)."""
-    return found
+class Transformer:
+    """Finds a variant's source, makes the variant once and keeps it."""
+
+    def __init__(
+        self,
+        *,
+        reader: Reader,
+        cache: HotCache | None,
+        pool: TransformPool,
+        limits: Limits,
+        presets: Presets,
+        mode: Literal["on", "signed"],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.reader = reader
+        self.cache = cache
+        self.pool = pool
+        self.limits = limits
+        self.presets = presets
+        self.mode = mode
+
+    def converts(self, request: ImageRequest, grant: Grant | None) -> bool:
+        """Whether a name that is not stored may be made from a sibling: its extension is
+        an output format, and transforms are open to this request."""
+        return _output(request.path) is not None and (self.mode == "on" or grant is not None)
+
+    async def variant(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
+        if grant is None and self.mode == "signed":
+            raise SignatureInvalid("EDGE_TRANSFORMS=signed: a transform needs a signed URL")
+        output = _output(request.path)
+        if output is None:
+            raise BadTransform(
+                "a transform's output format is the path's extension:"
+                " .jpg, .jpeg, .png, .webp, .avif or .gif"
+            )
+        asked = request.transform or CONVERSION
+        wanted = asked.effective_key()
+        rest = request.path[3:]  # "{user}/{file}"
+        for folder in ("private", "public") if grant is not None else ("public",):
+            key = f"{folder}/{rest}\n{wanted}"
+            private = folder == "private"
+            entry = self.cache.get(key) if self.cache is not None else None
+            if entry is None:
+                made = await self._make(key, folder, rest, asked, output, request, record)
+                if isinstance(made, Found):
+                    return made  # a 304 from the source's validators
+                entry = made
+            else:
+                record.cache = "hit"
+            if entry.stat is not None:
+                return hit(entry, key, private, request)
+        raise NotFound(f"no source for {request.path[:300]}")
+
+    async def _make(
+        self,
+        key: str,
+        folder: str,
+        rest: str,
+        asked: Transform,
+        output: OutputFormat,
+        request: ImageRequest,
+        record: Record,
+    ) -> Entry | Found:
+        """The variant's entry (``stat`` None when the folder holds no source), or a 304."""
+        user = rest.partition("/")[0]
+        resolved = await self.presets.resolve(user, asked, record) if asked.preset else asked
+        if request.conditions.if_none_match is not None:
+            known = await self._source_stat(folder, rest, record)
+            if known is not None:
+                etag = variant_etag(*known, resolved, output)
+                if none_match(request.conditions.if_none_match, etag):
+                    modified = known[1].last_modified
+                    reply = Reply(304, Stat(-1, etag, modified, None), 0, -1, None)
+                    return Found(reply, key, folder == "private")
+
+        async def make() -> Entry | None:
+            source = await self._source(folder, rest, record)
+            if source is None:
+                return self._keep(key, None, b"")
+            source_key, stat, data = source
+            rendered = await self._render(data, resolved, output)
+            etag = variant_etag(source_key, stat, resolved, output)
+            made = Stat(len(rendered.data), etag, stat.last_modified, MEDIA_TYPES[output])
+            return self._keep(key, made, rendered.data)
+
+        if self.cache is None:
+            entry = await make()
+            assert entry is not None
+            record.cache = "bypass"
+            return entry
+        record.cache = "miss"
+        entry, led = await self.cache.shared(key, make)
+        if entry is None:  # the leader failed: its error was its own; try again alone
+            entry = await make()
+            assert entry is not None
+        elif not led:
+            record.cache = "shared"
+        return entry
+
+    async def _render(self, data: bytes, transform: Transform, output: OutputFormat) -> Rendered:
+        """The engine's work in a pool worker, timed in the worker (not the wait for it)."""
+        outcome = "unprocessable"
+        started = 0.0
+
+        def work() -> Rendered:
+            nonlocal outcome, started
+            started = time.perf_counter()
+            rendered = render(data, transform.effective(), output, self.limits)
+            outcome = "ok"
+            return rendered
+
+        try:
+            return await self.pool.run(work)
+        finally:
+            if self.metrics is not None and started:
+                seconds = time.perf_counter() - started
+                self.metrics.transforms.labels(output, outcome).observe(seconds)
+
+    def _keep(self, key: str, stat: Stat | None, data: bytes) -> Entry:
+        """The cache's entry for the variant, or one of its own when the cache cannot keep
+        it (too large, or no cache): a variant is always answered from an entry."""
+        entry = self.cache.put(key, stat, data) if self.cache is not None else None
+        if entry is None:
+            whole = None if stat is None else Reply(200, stat, 0, stat.size - 1, None, data)
+            entry = Entry(stat, data, 0.0, 0, whole)
+        return entry
+
+    async def _source(
+        self, folder: str, rest: str, record: Record
+    ) -> tuple[str, Stat, bytes] | None:
+        """The source in ``folder``: the requested name, else a sibling; its bytes read."""
+        limit = self.limits.max_source_bytes
+        key = f"{folder}/{rest}"
+        try:
+            stat, data = await self.reader.whole(key, record, limit)
+            return key, stat, data
+        except NotFound:
+            pass
+        for sibling in await self.reader.siblings(key):
+            try:
+                stat, data = await self.reader.whole(sibling, record, limit)
+                return sibling, stat, data
+            except NotFound:  # deleted since it was listed
+                continue
+        return None
+
+    async def _source_stat(self, folder: str, rest: str, record: Record) -> tuple[str, Stat] | None:
+        """The source's key and validators, for a revalidation: from the cache, else one HEAD
+        (and a listing when the requested name is not stored)."""
+        key = f"{folder}/{rest}"
+        for candidate in (key, None):
+            keys = [key] if candidate is not None else await self.reader.siblings(key)
+            for source_key in keys:
+                try:
+                    return source_key, await self.reader.stat(source_key)
+                except NotFound:
+                    continue
+        return None
+
+
+def variant_etag(source_key: str, stat: Stat, transform: Transform, output: OutputFormat) -> str:
+    """A strong ETag for the bytes the engine makes from this source, transform and format:
+    the same inputs always give the same tag, other inputs another."""
+    made = "\n".join(
+        (ENGINE, source_key, stat.etag, transform.effective().canonical(), output)
+    ).encode("utf-8", "surrogateescape")
+    return '"' + hashlib.blake2b(made, digest_size=16).hexdigest() + '"'
+
+
+def _output(path: str) -> OutputFormat | None:
+    return FORMATS.get(posixpath.splitext(path)[1])

@@ -34,8 +34,11 @@ class FileStorage(Storage):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
-        # Each visibility's own folder, resolved once; a file must resolve inside it.
-        self._folders = {v: os.path.realpath(self.root / v) + os.sep for v in ("public", "private")}
+        # Each visibility's own folder (and the presets'), resolved once; a file must resolve
+        # inside it.
+        self._folders = {
+            v: os.path.realpath(self.root / v) + os.sep for v in ("public", "private", "presets")
+        }
 
     async def check(self) -> None:
         if not await asyncio.to_thread(self.root.is_dir):

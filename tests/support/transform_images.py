@@ -8,6 +8,9 @@ tells the crop's position to the pixel.
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import pyvips
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
@@ -81,3 +84,49 @@ def animation(frames: list[pyvips.Image], delays: list[int]) -> pyvips.Image:
     image.set_type(pyvips.GValue.array_int_type, "delay", delays)
     image.set_type(pyvips.GValue.gint_type, "loop", 0)
     return image
+
+
+def tagged(fmt: str) -> bytes:
+    """A Display P3 picture with EXIF (an artist, a GPS position), XMP, IPTC (JPEG) and a
+    text comment (PNG): everything a camera or an editor leaves in a file."""
+    picture = flat((200, 100, 50), 64, 64).icc_export(output_profile="p3").copy()
+    picture.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "Someone")
+    picture.set_type(pyvips.GValue.gstr_type, "exif-ifd3-GPSLatitudeRef", "N")
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><secret>where</secret></x:xmpmeta>'
+    picture.set_type(pyvips.GValue.blob_type, "xmp-data", xmp)
+    if fmt == "jpeg":
+        iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x05\x1c\x02\x50\x00\x01A\x00"
+        picture.set_type(pyvips.GValue.blob_type, "iptc-data", iptc)  # by-line "A"
+        return bytes(picture.jpegsave_buffer(Q=98, keep="all"))
+    picture.set_type(pyvips.GValue.gstr_type, "png-comment-0-Comment", "a private comment")
+    return bytes(picture.pngsave_buffer(keep="all"))
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A PNG header declaring ``width`` x ``height`` RGBA pixels, with a few KiB of
+    compressed zeros: what a decompression bomb looks like to a header reader."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    pixels = zlib.compress(bytes(4 * 1024 * 1024), 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+
+
+def jpeg_bomb(width: int, height: int) -> bytes:
+    """A real 16x16 JPEG whose frame header claims ``width`` x ``height``."""
+    data = bytearray(encoded(flat((9, 9, 9), 16, 16), "jpeg"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def gif_bomb(width: int, height: int) -> bytes:
+    """A real 16x16 GIF whose screen and image descriptor claim ``width`` x ``height``."""
+    data = bytearray(encoded(flat((9, 9, 9), 16, 16), "gif"))
+    data[6:10] = struct.pack("<HH", width, height)
+    descriptor = data.index(b"\x2c\x00\x00\x00\x00")
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
+    return bytes(data)

@@ -53,6 +53,10 @@ class CountingStorage(Storage):
     async def check(self) -> None:
         await self.inner.check()
 
+    async def siblings(self, key: str) -> list[str]:
+        self.reads.append(("LIST", key))
+        return await self.inner.siblings(key)  # type: ignore[attr-defined,no-any-return]
+
 
 class CountingBody:
     def __init__(self, inner: Body, owner: CountingStorage) -> None:

@@ -1,0 +1,263 @@
+"""Transforms served by a real uvicorn, on a folder and on S3: each parameter's effect on
+the decoded output (where the quadrants' colours land), formats by extension, EXIF made
+upright and stripped, variant caching and revalidation, visibility, limits as 422."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import pytest
+import pyvips
+
+from edge.samples import CANARY
+from edge.signing import sign_url
+from tests.support.transform_images import (
+    corners,
+    decoded,
+    encoded,
+    png_bomb,
+    quadrants,
+    tagged,
+)
+from tests.support.world import World
+
+UPRIGHT = ("red", "green", "blue", "yellow")
+
+#: URL query -> (width, height, corners) of the 300x200 quadrant PNG's output.
+GEOMETRY: dict[str, tuple[int, int, tuple[str, ...] | None]] = {
+    "w=100": (100, 67, UPRIGHT),
+    "h=50": (75, 50, UPRIGHT),
+    "w=100&h=100&fit=fill": (100, 100, UPRIGHT),
+    "w=100&h=100&fit=contain": (100, 67, UPRIGHT),
+    "w=1000&h=1000&fit=scale-down": (300, 200, UPRIGHT),
+    "w=100&dpr=2": (200, 133, UPRIGHT),
+    "w=100&dpr=1.5": (150, 100, UPRIGHT),
+    "aspect=1:1": (200, 200, UPRIGHT),
+    "w=120&aspect=16:9": (120, 68, UPRIGHT),
+    "w=100&h=200&crop=left": (100, 200, ("red", "red", "blue", "blue")),
+    "w=100&h=200&crop=right": (100, 200, ("green", "green", "yellow", "yellow")),
+    "w=300&h=50&crop=top": (300, 50, ("red", "green", "red", "green")),
+    "w=300&h=50&crop=bottom": (300, 50, ("blue", "yellow", "blue", "yellow")),
+    "w=100&h=200&crop=top-left": (100, 200, ("red", "red", "blue", "blue")),
+    "w=300&h=50&crop=bottom-right": (300, 50, ("blue", "yellow", "blue", "yellow")),
+    "w=100&rotate=90": (100, 150, ("blue", "red", "yellow", "green")),
+    "w=100&rotate=180": (100, 67, ("yellow", "blue", "green", "red")),
+    "w=100&rotate=270": (100, 150, ("green", "yellow", "red", "blue")),
+    "w=100&rotate=auto": (100, 67, UPRIGHT),
+    "w=100&flip=h": (100, 67, ("green", "red", "yellow", "blue")),
+    "w=100&flip=v": (100, 67, ("blue", "yellow", "red", "green")),
+    "w=100&flip=both": (100, 67, ("yellow", "blue", "green", "red")),
+    "w=100&rotate=90&flip=h": (100, 150, ("red", "blue", "green", "yellow")),
+}
+
+
+def get(client: httpx.Client, url: str, **headers: str) -> httpx.Response:
+    return client.get(
+        url, headers={name.replace("_", "-"): value for name, value in headers.items()}
+    )
+
+
+def test_each_parameter_lands_the_colours_where_it_says(world: World) -> None:
+    path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
+    base = world.serve()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for query, (width, height, seen) in GEOMETRY.items():
+            answer = get(client, f"{path}?{query}")
+            assert answer.status_code == 200, (query, answer.text)
+            assert answer.headers["content-type"] == "image/png"
+            image = decoded(answer.content)
+            assert (image.width, image.height) == (width, height), query
+            assert corners(image) == seen, query
+        gray = decoded(get(client, f"{path}?w=100&grayscale=true").content)
+        assert all(len(set(gray.getpoint(x, y)[:3])) == 1 for x, y in ((5, 5), (95, 60)))
+        plain = decoded(get(client, f"{path}?w=100").content)
+        blurred = decoded(get(client, f"{path}?w=100&blur=20").content)
+        assert plain.getpoint(45, 10)[:3] == [255, 0, 0]
+        assert blurred.getpoint(45, 10)[1] > 40, "green bleeds over the red quadrant's edge"
+        sharp = decoded(get(client, f"{path}?w=100&sharpen=100&blur=4").content)
+        soft = decoded(get(client, f"{path}?w=100&blur=4").content)
+        assert (sharp - soft).abs().max() > 10
+        # the stored object, asked for as stored: its own bytes, untouched
+        assert get(client, path).content == encoded(quadrants(300, 200))
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_formats_by_extension_and_quality(world: World) -> None:
+    """The requested name's extension is the output format, from a source of any format."""
+    source = encoded(quadrants(300, 200), "jpeg", Q=95)
+    world.put("public", "alice", "q.jpg", source)
+    for name in ("q.png", "q.webp", "q.avif", "q.gif", "q.jpeg"):
+        world.put("public", "alice", name, source)  # each named for its format, JPEG inside
+    base = world.serve()
+    loaders = {
+        "jpg": "jpegload",
+        "jpeg": "jpegload",
+        "png": "pngload",
+        "webp": "webpload",
+        "avif": "heifload",
+        "gif": "gifload",
+    }
+    types = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for ext, loader in loaders.items():
+            answer = get(client, f"/i/alice/q.{ext}?w=60")
+            assert answer.status_code == 200, (ext, answer.text)
+            assert answer.headers["content-type"] == f"image/{types.get(ext, ext)}"
+            image = decoded(answer.content)
+            assert image.get("vips-loader").startswith(loader), ext
+            assert (image.width, image.height) == (60, 40)
+            assert corners(image) == UPRIGHT, ext
+        small = get(client, "/i/alice/q.jpg?w=200&q=10").content
+        large = get(client, "/i/alice/q.jpg?w=200&q=95").content
+        assert len(small) < len(large) / 2
+        svg = get(client, "/i/alice/q.tiff?w=60")
+        assert svg.status_code == 400 and svg.json()["error"]["code"] == "BAD_REQUEST"
+
+
+def test_exif_upright_and_no_metadata_left(world: World) -> None:
+    stored = quadrants(300, 200).rot("d270").copy()
+    stored.set_type(pyvips.GValue.gint_type, "orientation", 6)  # shown upright by viewers
+    world.put("public", "alice", "turned.jpg", encoded(stored, "jpeg", Q=95))
+    world.put("public", "alice", "tagged.jpg", tagged("jpeg"))
+    base = world.serve()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        image = decoded(get(client, "/i/alice/turned.jpg?w=150").content)
+        assert (image.width, image.height) == (150, 100)
+        assert corners(image) == UPRIGHT
+        for query in ("w=32", "w=32&q=90", "grayscale=false"):
+            body = get(client, f"/i/alice/tagged.jpg?{query}").content
+            out = decoded(body)
+            assert not [f for f in out.get_fields() if f.startswith(("exif", "xmp", "iptc"))]
+            for marker in (b"Exif", b"GPS", b"xmpmeta", b"Someone"):
+                assert marker not in body
+
+
+def test_variants_are_cached_revalidated_and_ranged(world: World) -> None:
+    path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
+    base = world.serve()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        first = get(client, f"{path}?w=100")
+        etag = first.headers["etag"]
+        assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+        assert first.headers["cache-control"] == "public, max-age=86400"
+        source = get(client, path)
+        assert first.headers["last-modified"] == source.headers["last-modified"]
+        assert source.headers["etag"] != etag
+        same = get(client, f"{path}?q=80&w=100&blur=0&v=3")  # one effective transform
+        assert same.headers["etag"] == etag and same.content == first.content
+        other = get(client, f"{path}?w=101")
+        assert other.headers["etag"] != etag
+        assert get(client, f"{path}?w=100&q=81").headers["etag"] != etag
+        ranged = get(client, f"{path}?w=100", range="bytes=0-9")
+        assert ranged.status_code == 206
+        assert ranged.headers["content-range"] == f"bytes 0-9/{len(first.content)}"
+        assert ranged.content == first.content[:10]
+        head = client.head(f"{path}?w=100")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(first.content))
+        assert get(client, f"{path}?w=100", if_none_match=etag).status_code == 304
+
+    # A fresh process (nothing cached) answers a revalidation from the source's validators:
+    # one HEAD of the source, no GET, no transform.
+    fresh = world.serve(EDGE_CACHE_TTL="0")
+    before = len(world.storage_reads())
+    with httpx.Client(base_url=fresh, timeout=30) as client:
+        again = get(client, f"{path}?w=100", if_none_match=etag)
+        assert again.status_code == 304
+        assert again.headers["etag"] == etag and again.content == b""
+    reads = world.storage_reads()[before:]
+    assert reads and all(method == "HEAD" for method, _ in reads), reads
+
+
+def test_private_variants_stay_private(world: World) -> None:
+    world.put("private", "alice", "secret.png", encoded(quadrants(300, 200)) + CANARY)
+    world.put("private", "alice", "both.png", encoded(quadrants(300, 200)))
+    world.put("public", "alice", "both.png", encoded(quadrants(30, 20)))
+    base = world.serve()
+    exp = int(time.time()) + 300
+    signed = sign_url("/i/alice/secret.png", key=world.key, exp=exp, transform="w=100")
+    both = sign_url("/i/alice/both.png", key=world.key, exp=exp, transform="w=100")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        answer = get(client, signed)
+        assert answer.status_code == 200
+        assert decoded(answer.content).width == 100
+        control = answer.headers["cache-control"]
+        assert control.startswith("private, max-age=") and int(control.split("=")[1]) <= 300
+        for unsigned in ("/i/alice/secret.png?w=100", "/i/alice/secret.webp?w=100"):
+            refused = get(client, unsigned)
+            assert refused.status_code == 404 and CANARY not in refused.content
+        # signed: the private source; unsigned: the public one, each cached apart
+        assert decoded(get(client, both).content).height == 67
+        public = get(client, "/i/alice/both.png?w=100")
+        assert public.headers["cache-control"].startswith("public")
+        assert decoded(public.content).height == 67
+        assert get(client, both).headers["cache-control"].startswith("private")
+        wider = signed.replace("w=100", "w=2000")
+        assert get(client, wider).status_code == 403
+
+
+def test_unprocessable_sources_are_422_and_the_server_goes_on(world: World) -> None:
+    good = world.put("public", "alice", "good.png", encoded(quadrants(300, 200)))
+    world.put("public", "alice", "bomb.png", png_bomb(20000, 20000))
+    world.put("public", "alice", "cut.jpg", encoded(quadrants(300, 200), "jpeg")[:400])
+    world.put("public", "alice", "page.jpg", b"<!doctype html><script>alert(1)</script>")
+    world.put("public", "alice", "big.png", encoded(quadrants(300, 200)))
+    base = world.serve(EDGE_TRANSFORM_MAX_SOURCE_BYTES="1KiB")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for name in ("bomb.png", "cut.jpg", "page.jpg", "big.png"):
+            for query in ("w=100", "w=100&fit=contain&h=50"):
+                answer = get(client, f"/i/alice/{name}?{query}")
+                assert answer.status_code == 422, (name, answer.text)
+                assert answer.json()["error"]["code"] == "UNPROCESSABLE_IMAGE"
+        tiny = world.put("public", "alice", "tiny.png", encoded(quadrants(30, 20)))
+        assert get(client, f"{tiny}?w=10").status_code == 200
+        assert get(client, f"{good}").status_code == 200, "stored objects are still served"
+
+
+def test_concurrent_requests_for_one_variant_make_it_once(world: World) -> None:
+    path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
+    base = world.serve()
+    world.slow_storage(0.3)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            return await asyncio.gather(*(client.get(f"{path}?w=77") for _ in range(8)))
+
+    answers = asyncio.run(burst())
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1
+    gets = [key for method, key in world.storage_reads() if method == "GET"]
+    assert gets == ["public/alice/q.png"]
+    with httpx.Client(base_url=base, timeout=30) as client:
+        metrics = client.get("/metrics").text
+    made = re.search(
+        r'edge_transform_duration_seconds_count\{format="png",outcome="ok"\} (\S+)', metrics
+    )
+    assert made is not None and float(made.group(1)) == 1.0
+
+
+def test_signed_mode_and_bare_hosts(world: World) -> None:
+    path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
+    world.put("private", "alice", "p.png", encoded(quadrants(300, 200)) + CANARY)
+    base = world.serve(EDGE_TRANSFORMS="signed", EDGE_BARE_HOSTS="cdn.example.com")
+    exp = int(time.time()) + 300
+    with httpx.Client(base_url=base, timeout=30) as client:
+        unsigned = get(client, f"{path}?w=100")
+        assert unsigned.status_code == 403
+        assert unsigned.json()["error"]["code"] == "SIGNATURE_INVALID"
+        signed = sign_url(path, key=world.key, exp=exp, transform="w=100")
+        assert decoded(get(client, signed).content).width == 100
+        assert get(client, path).content == encoded(quadrants(300, 200))
+        # the short form on a bare host, with the same signature
+        bare = {"host": "cdn.example.com"}
+        assert client.get("/alice/q.png", headers=bare).content == encoded(quadrants(300, 200))
+        assert decoded(client.get(signed[2:], headers=bare).content).width == 100
+        private = sign_url("/i/alice/p.png", key=world.key, exp=exp)
+        assert CANARY in client.get(private[2:], headers=bare).content
+        assert client.get("/alice/p.png", headers=bare).status_code == 404
+        assert client.get("/healthz", headers=bare).status_code == 200
+        # any other host keeps /i/ only
+        assert client.get("/alice/q.png", headers={"host": "other.example"}).status_code == 404
