@@ -159,3 +159,18 @@ def test_a_metrics_port_must_be_one_process_s_and_not_the_server_s(
     else:
         with pytest.raises(ConfigError, match=error):
             settings.check_server(port=port, workers=workers)
+
+
+def test_transform_mode_and_bare_hosts() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.transforms, defaults.bare_hosts) == ("on", frozenset())
+    settings = Settings.from_env(
+        {"EDGE_TRANSFORMS": "Signed", "EDGE_BARE_HOSTS": "CDN.example.com, cdn2.example.com:8443"}
+    )
+    assert settings.transforms == "signed"
+    assert settings.bare_hosts == {"cdn.example.com", "cdn2.example.com:8443"}
+    with pytest.raises(ConfigError, match=r"^EDGE_TRANSFORMS: expected on or signed, got 'off'"):
+        Settings.from_env({"EDGE_TRANSFORMS": "off"})
+    for bad in ("cdn.example.com/i", "http://cdn.example.com", "a b", "-x.com"):
+        with pytest.raises(ConfigError, match=r"^EDGE_BARE_HOSTS: expected host names"):
+            Settings.from_env({"EDGE_BARE_HOSTS": bad})

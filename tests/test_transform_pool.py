@@ -147,3 +147,39 @@ def test_renders_run_in_the_pool_and_the_loop_keeps_running() -> None:
         pool.close()
 
     asyncio.run(main())
+
+
+def test_sources_are_read_only_once_a_worker_is_free() -> None:
+    """A flood of transforms holds at most ``workers`` sources in memory: each request's
+    ``prepare`` (its source read) runs after it has a worker, never while it waits, and
+    a request refused for want of a worker reads nothing."""
+
+    async def main() -> None:
+        pool = TransformPool(2, wait=0.3)
+        held = most = prepared = 0
+
+        async def prepare() -> bytes:
+            nonlocal held, most, prepared
+            prepared += 1
+            held += 1
+            most = max(most, held)
+            await asyncio.sleep(0.01)
+            return bytes(1024)
+
+        def work(data: bytes) -> int:
+            nonlocal held
+            time.sleep(0.1)
+            held -= 1  # the bytes are let go with the transform
+            return len(data)
+
+        results = await asyncio.gather(
+            *(pool.run(work, prepare=prepare) for _ in range(12)), return_exceptions=True
+        )
+        done = [r for r in results if r == 1024]
+        refused = [r for r in results if isinstance(r, Overloaded)]
+        assert len(done) + len(refused) == 12 and refused, "the flood is refused beyond the wait"
+        assert most <= 2, f"{most} sources held at once by 2 workers"
+        assert prepared == len(done), "a refused request read no source"
+        pool.close()
+
+    asyncio.run(main())

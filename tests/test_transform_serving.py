@@ -14,6 +14,7 @@ import pyvips
 
 from edge.samples import CANARY
 from edge.signing import sign_url
+from tests.support.servers import BUCKET
 from tests.support.transform_images import (
     corners,
     decoded,
@@ -261,3 +262,75 @@ def test_signed_mode_and_bare_hosts(world: World) -> None:
         assert client.get("/healthz", headers=bare).status_code == 200
         # any other host keeps /i/ only
         assert client.get("/alice/q.png", headers={"host": "other.example"}).status_code == 404
+
+
+def test_presets_from_storage(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
+    world.put("presets", "alice", "thumb.json", b'{"w": 100, "h": 100.0, "fit": "fill", "q": 70}')
+    world.put("presets", "alice", "gray.json", b'{"w": 60, "grayscale": true}')
+    world.put("presets", "alice", "bad.json", b'{"w": "0800"}')
+    world.put("presets", "alice", "nested.json", b'{"p:thumb": ""}')
+    world.put("presets", "alice", "list.json", b"[1, 2]")
+    base = world.serve()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        thumb = decoded(get(client, f"{path}?p:thumb").content)
+        assert (thumb.width, thumb.height) == (100, 100)
+        overridden = decoded(get(client, f"{path}?p:thumb&w=50").content)
+        assert (overridden.width, overridden.height) == (50, 100)
+        gray = decoded(get(client, f"{path}?p:gray").content)
+        assert gray.width == 60 and len(set(gray.getpoint(5, 5)[:3])) == 1
+        with caplog.at_level("WARNING", logger="edge"):
+            for name in ("missing", "bad", "nested", "list"):
+                answer = get(client, f"{path}?p:{name}")
+                assert answer.status_code == 400, name
+                assert answer.json()["error"]["code"] == "BAD_REQUEST"
+        logged = caplog.text
+        assert "presets/alice/bad.json is malformed" in logged
+        assert "a preset cannot name another preset" in logged
+        assert "presets/alice/missing.json" not in logged, "an unknown preset is not an error"
+
+
+def listings(world: World) -> int:
+    """Listing requests that reached storage so far."""
+    if world.counting is not None:
+        return sum(1 for method, _ in world.counting.reads if method == "LIST")
+    assert world.moto is not None
+    bucket = f"/{BUCKET}"
+    return sum(1 for r in world.moto.seen if r.method == "GET" and r.path in (bucket, bucket + "/"))
+
+
+def test_conversions_are_made_from_a_sibling(world: World) -> None:
+    photo = encoded(quadrants(300, 200), "jpeg", Q=95)
+    world.put("public", "alice", "photo.jpg", photo)
+    world.put("public", "alice", "both.jpg", encoded(quadrants(30, 20), "jpeg"))
+    world.put("public", "alice", "both.png", encoded(quadrants(60, 40)))  # preferred
+    world.put("public", "alice", "photo.old.png", encoded(quadrants(10, 10)))
+    world.put("private", "alice", "hidden.jpg", photo + CANARY)
+    base = world.serve()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        before = listings(world)
+        webp = get(client, "/i/alice/photo.webp")
+        assert webp.status_code == 200 and webp.headers["content-type"] == "image/webp"
+        assert listings(world) == before + 1, "one listing of public/ for the unsigned request"
+        image = decoded(webp.content)
+        assert (image.width, image.height, corners(image)) == (300, 200, UPRIGHT)
+        assert get(client, "/i/alice/photo.webp").content == webp.content
+        assert listings(world) == before + 1, "the conversion is cached"
+        avif = get(client, "/i/alice/photo.avif?w=100")
+        assert avif.headers["content-type"] == "image/avif"
+        assert decoded(avif.content).width == 100
+        assert get(client, "/i/alice/photo.jpeg?w=90").headers["content-type"] == "image/jpeg"
+        assert decoded(get(client, "/i/alice/both.webp").content).width == 60
+        assert get(client, "/i/alice/photo.jpg").content == photo, "stored bytes, as stored"
+        # nothing to make it from: 404, also for a private source and an unsigned request
+        for missing in ("/i/alice/none.webp", "/i/alice/hidden.webp", "/i/alice/photo.tiff"):
+            answer = get(client, missing)
+            assert answer.status_code == 404, missing
+            assert CANARY not in answer.content
+        exp = int(time.time()) + 300
+        signed = sign_url("/i/alice/hidden.webp", key=world.key, exp=exp)
+        before = listings(world)
+        hidden = get(client, signed)
+        assert hidden.status_code == 200 and hidden.headers["content-type"] == "image/webp"
+        assert hidden.headers["cache-control"].startswith("private")
+        assert listings(world) == before + 1, "found in private/: public/ is not listed"

@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from edge.cache import Entry, HotCache
-from edge.errors import BadTransform, NotFound, SignatureInvalid
+from edge.errors import BadTransform, NotFound, SignatureInvalid, UnprocessableImage
 from edge.http import none_match
 from edge.image.presets import Presets
 from edge.image.read import Found, Reader, hit
@@ -110,21 +111,29 @@ class Transformer:
         """The variant's entry (``stat`` None when the folder holds no source), or a 304."""
         user = rest.partition("/")[0]
         resolved = await self.presets.resolve(user, asked, record) if asked.preset else asked
+        located = None
         if request.conditions.if_none_match is not None:
-            known = await self._source_stat(folder, rest, record)
-            if known is not None:
-                etag = variant_etag(*known, resolved, output)
+            located = await self._locate(folder, rest)
+            if located is not None:
+                etag = variant_etag(*located, resolved, output)
                 if none_match(request.conditions.if_none_match, etag):
-                    modified = known[1].last_modified
+                    modified = located[1].last_modified
                     reply = Reply(304, Stat(-1, etag, modified, None), 0, -1, None)
                     return Found(reply, key, folder == "private")
 
         async def make() -> Entry | None:
-            source = await self._source(folder, rest, record)
+            source = located or await self._locate(folder, rest)
             if source is None:
                 return self._keep(key, None, b"")
-            source_key, stat, data = source
-            rendered = await self._render(data, resolved, output)
+            source_key, stat = source
+            limit = self.limits.max_source_bytes
+            if stat.size > limit:
+                raise UnprocessableImage(f"{source_key[:300]} is {stat.size} bytes, over {limit}")
+
+            async def read() -> bytes:
+                return (await self.reader.whole(source_key, record, limit))[1]
+
+            rendered = await self._render(read, resolved, output)
             etag = variant_etag(source_key, stat, resolved, output)
             made = Stat(len(rendered.data), etag, stat.last_modified, MEDIA_TYPES[output])
             return self._keep(key, made, rendered.data)
@@ -143,12 +152,15 @@ class Transformer:
             record.cache = "shared"
         return entry
 
-    async def _render(self, data: bytes, transform: Transform, output: OutputFormat) -> Rendered:
-        """The engine's work in a pool worker, timed in the worker (not the wait for it)."""
+    async def _render(
+        self, read: Callable[[], Awaitable[bytes]], transform: Transform, output: OutputFormat
+    ) -> Rendered:
+        """The engine's work in a pool worker, the source read once the worker is free (so
+        waiting requests hold no source bytes), timed in the worker."""
         outcome = "unprocessable"
         started = 0.0
 
-        def work() -> Rendered:
+        def work(data: bytes) -> Rendered:
             nonlocal outcome, started
             started = time.perf_counter()
             rendered = render(data, transform.effective(), output, self.limits)
@@ -156,7 +168,7 @@ class Transformer:
             return rendered
 
         try:
-            return await self.pool.run(work)
+            return await self.pool.run(work, prepare=read)
         finally:
             if self.metrics is not None and started:
                 seconds = time.perf_counter() - started
@@ -171,36 +183,19 @@ class Transformer:
             entry = Entry(stat, data, 0.0, 0, whole)
         return entry
 
-    async def _source(
-        self, folder: str, rest: str, record: Record
-    ) -> tuple[str, Stat, bytes] | None:
-        """The source in ``folder``: the requested name, else a sibling; its bytes read."""
-        limit = self.limits.max_source_bytes
+    async def _locate(self, folder: str, rest: str) -> tuple[str, Stat] | None:
+        """The source in ``folder`` and its validators, no bytes read: the requested name
+        (its cache entry, else one HEAD), else a sibling (one listing, then its HEAD)."""
         key = f"{folder}/{rest}"
         try:
-            stat, data = await self.reader.whole(key, record, limit)
-            return key, stat, data
+            return key, await self.reader.stat(key)
         except NotFound:
             pass
         for sibling in await self.reader.siblings(key):
             try:
-                stat, data = await self.reader.whole(sibling, record, limit)
-                return sibling, stat, data
+                return sibling, await self.reader.stat(sibling)
             except NotFound:  # deleted since it was listed
                 continue
-        return None
-
-    async def _source_stat(self, folder: str, rest: str, record: Record) -> tuple[str, Stat] | None:
-        """The source's key and validators, for a revalidation: from the cache, else one HEAD
-        (and a listing when the requested name is not stored)."""
-        key = f"{folder}/{rest}"
-        for candidate in (key, None):
-            keys = [key] if candidate is not None else await self.reader.siblings(key)
-            for source_key in keys:
-                try:
-                    return source_key, await self.reader.stat(source_key)
-                except NotFound:
-                    continue
         return None
 
 

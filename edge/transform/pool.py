@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
@@ -42,8 +42,19 @@ class TransformPool:
     def from_settings(cls, settings: Settings) -> TransformPool:
         return cls(settings.transform_workers, wait=settings.transform_queue_timeout)
 
-    async def run(self, work: Callable[..., T], /, *args: object) -> T:
-        """``work(*args)`` in a worker thread, once one is free within ``wait`` seconds."""
+    async def run(
+        self,
+        work: Callable[..., T],
+        /,
+        *args: object,
+        prepare: Callable[[], Awaitable[object]] | None = None,
+    ) -> T:
+        """``work(*args)`` in a worker thread, once one is free within ``wait`` seconds.
+
+        With ``prepare``, ``work(await prepare(), *args)``: ``prepare`` (reading the source)
+        runs once the slot is taken, so the bytes a transform needs are held only by the
+        requests a worker is free for, never by those that wait (memory stays within
+        ``workers`` sources, whatever the queue)."""
         try:
             async with asyncio.timeout(self.wait):
                 await self._free.acquire()
@@ -54,6 +65,8 @@ class TransformPool:
             ) from None
         loop = asyncio.get_running_loop()
         try:
+            if prepare is not None:
+                args = (await prepare(), *args)
             done: Future[T] = self._threads.submit(work, *args)
         except BaseException:
             self._free.release()
