@@ -15,7 +15,9 @@ validated, decoded ``{user}/{file}``, so the proxy serves exactly the object
 judged and never a path it derived itself), and the headers the proxy must
 send: ``X-Edge-Cache-Control`` for what the visibility names,
 ``X-Edge-Public-Cache-Control`` for a public object served instead, and
-``X-Edge-Allow-Origin`` (``*`` unless ``EDGE_CORS=off``). Every refusal is
+``X-Edge-Allow-Origin`` (``*`` unless ``EDGE_CORS=off``). A URL with transform
+parameters gets no grant, even a valid one (``BAD_REQUEST``): the proxy would
+serve the stored original for a URL signed for a thumbnail. Every refusal is
 ``403``, since nginx turns any other status into 500; the real code is in
 ``X-Edge-Error`` and the JSON body.
 """
@@ -26,12 +28,13 @@ from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
-from edge.errors import BadRequest, EdgeError, MethodNotAllowed
+from edge.errors import BadRequest, EdgeError, MethodNotAllowed, TransformElsewhere
 from edge.paths import PREFIX, request_path
 from edge.record import Record
 from edge.responses import JSON, NO_STORE, NOSNIFF, Header, error_body
 from edge.settings import Settings
 from edge.signing import Grant, Verifier
+from edge.transform_params import parse_transform
 
 #: nginx's auth_request passes 2xx, 401 and 403 on and turns anything else into 500.
 DENIED = 403
@@ -81,6 +84,11 @@ class AuthHandler:
             if name.endswith(_UNSENDABLE_END):
                 raise BadRequest("the file name ends with a space, which a header cannot carry")
             grant = self.verifier.verify(path, query)
+            if parse_transform(query) is not None:  # after the verdict: 403 stays 403
+                raise TransformElsewhere(
+                    "a transform URL: the proxy serves stored files only; send transform"
+                    " URLs to edge itself (deploy/nginx/edge-proxy.conf)"
+                )
         except EdgeError as error:
             record.status, record.outcome = DENIED, error.code.lower()
             body = error_body(error.code, error.message, DENIED)

@@ -39,6 +39,13 @@ class BadTransform(BadRequest):
     message = "Malformed transform parameter or preset"
 
 
+class TransformElsewhere(BadRequest):
+    """``/auth`` was asked about a transform URL: the proxy that asks serves stored files
+    itself, so it would answer a signed thumbnail with the whole original."""
+
+    message = "Transforms are not served here"
+
+
 class NotFound(EdgeError):
     """No such image, or a private one asked for without a valid signature."""
 

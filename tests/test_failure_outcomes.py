@@ -221,11 +221,13 @@ def test_the_folder_refused_is_502_and_a_fifo_404(edge: Edge, tmp_path: Path) ->
 
 def test_a_missing_bucket_is_502_not_404(edge: Edge, moto_server: MotoServer) -> None:
     """A mistyped bucket is the operator's error, not a missing image: 502 with a reason
-    naming the bucket, and /readyz fails. (A HEAD cannot tell: S3 sends its 404 bare.)"""
+    naming the bucket, and /readyz fails. A HEAD of an image name, whose 404 S3 sends
+    bare, is told too: edge then looks for a source to convert, and the listing says
+    NoSuchBucket."""
     base = edge.s3(moto_server.endpoint_url, bucket="no-such-bucket")
     assert_error(httpx.get(base + PATH, timeout=10), 502, "STORAGE_ERROR")
     edge.said("404 NoSuchBucket for public/alice/x.png: no bucket no-such-bucket")
-    assert httpx.head(base + PATH, timeout=10).status_code == 404
+    assert httpx.head(base + PATH, timeout=10).status_code == 502
     assert_error(httpx.get(base + "/readyz", timeout=10), 503, "NOT_READY")
 
 

@@ -25,6 +25,7 @@ from edge.paths import quote_path
 from edge.responses import error_body
 from edge.samples import CANARY, png, svg
 from edge.settings import Settings
+from edge.signing import sign_url
 from tests.support.auth import NAMES, private
 from tests.support.client import raw_request
 from tests.support.nginx import DEPLOY_NGINX, run_nginx
@@ -62,7 +63,10 @@ def test_config_types_are_edges_image_types() -> None:
 
 
 def test_config_error_bodies_are_edges() -> None:
-    kinds = {kind.code: kind for kind in vars(errors).values() if _is_error(kind)}
+    kinds: dict[str, type[errors.EdgeError]] = {}
+    for kind in vars(errors).values():
+        if _is_error(kind):
+            kinds.setdefault(kind.code, kind)  # a code's base class: its message is the proxy's
     bodies = re.findall(r"return (\d+) '(\{.*\})';", CONFIG)
     assert len(bodies) >= 8
     for status, body in bodies:
@@ -505,3 +509,24 @@ def test_nginx_without_a_sound_verdict_serves_nothing(
             client = Client(base)
             client.error("/i/bob/secret.png", *expected)
             client.error(target, *expected)
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_transform_urls_get_no_verdict(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """nginx serves the stored file itself: a grant for a URL signed for a thumbnail would
+    hand out the whole original. Transform URLs are refused, signed or not; other
+    parameters (a cache buster) still pass."""
+    world.put("private", "bob", "secret.png", private("secret.png"))
+    world.put("public", "alice", "photo.png", png(4, 4))
+    exp = int(time.time()) + 300
+    thumb = sign_url("/i/bob/secret.png", key=world.key, exp=exp, transform="w=200")
+    with behind_nginx(world, tmp_path_factory) as (client, _):
+        client.error(thumb, 400, "BAD_REQUEST")
+        client.error(thumb.replace("w=200", "p:thumb"), 403, "SIGNATURE_INVALID")
+        client.error("/i/alice/photo.png?w=200", 400, "BAD_REQUEST")
+        client.error("/i/alice/photo.png?p:thumb", 400, "BAD_REQUEST")
+        status, _, body = client.get("/i/alice/photo.png?v=3")
+        assert (status, body) == (200, png(4, 4))
+        client.get(world.sign("/i/bob/secret.png"), granted=private("secret.png"))
