@@ -1,9 +1,12 @@
-"""edge's own SigV4 signer: the same signature as botocore's for every request edge
-sends, and accepted by an S3 server that verifies signatures (moto with authentication
-on), with long-lived and with temporary credentials."""
+"""edge's own SigV4 signer: AWS's published examples, the same signature as botocore's for
+every request edge sends (a listing's query string included), and accepted by an S3 server
+that verifies signatures (moto with authentication on), with long-lived and with temporary
+credentials."""
 
 from __future__ import annotations
 
+import asyncio
+import calendar
 import json
 
 import boto3
@@ -16,8 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import settings as moto_settings
 
-from edge.storage.sigv4 import EMPTY_SHA256, Credentials, Signer, object_path
+from edge.storage.config import S3Settings
+from edge.storage.s3 import S3Storage
+from edge.storage.sigv4 import EMPTY_SHA256, Credentials, Signer, canonical_query, object_path
 from tests.support.client import assert_error
+from tests.support.servers import BUCKET
 from tests.support.world import World
 
 S3_ONLY = pytest.mark.parametrize("world", ["s3"], indirect=True)
@@ -28,10 +34,16 @@ READ_ALL = {
 
 
 def botocore_signature(
-    method: str, url: str, headers: dict[str, str], credentials: Credentials, region: str
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    credentials: Credentials,
+    region: str,
+    params: dict[str, str] | None = None,
 ) -> tuple[str, str]:
-    """(signed headers, signature) botocore computes for the same request at the same time."""
-    request = AWSRequest(method=method, url=url, headers=dict(headers))
+    """(signed headers, signature) botocore computes for the same request at the same time;
+    ``params``: the query, which botocore encodes itself."""
+    request = AWSRequest(method=method, url=url, headers=dict(headers), params=params)
     request.context["timestamp"] = headers["x-amz-date"]
     auth = S3SigV4Auth(
         BotoCredentials(credentials.access_key, credentials.secret_key, credentials.token),
@@ -85,6 +97,75 @@ def test_signatures_match_botocores(
         f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{day}/{region}/s3/aws4_request,"
         f" SignedHeaders={names}, Signature={signature}"
     )
+
+
+#: The credentials, host and time of AWS's S3 SigV4 examples ("Signature Calculations for
+#: the Authorization Header: Transferring Payload in a Single Chunk", Amazon S3 API
+#: Reference), with the signature AWS gives for each request.
+AWS_EXAMPLE_KEYS = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+AWS_EXAMPLE_TIME = calendar.timegm((2013, 5, 24, 0, 0, 0))
+AWS_EXAMPLES = [
+    # GET Bucket (List Objects): GET /?max-keys=2&prefix=J, the query given unsorted
+    (
+        [("prefix", "J"), ("max-keys", "2")],
+        "max-keys=2&prefix=J",
+        "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+    ),
+    # GET Bucket Lifecycle: GET /?lifecycle, a parameter without a value
+    (
+        [("lifecycle", "")],
+        "lifecycle=",
+        "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
+    ),
+]
+
+
+@pytest.mark.parametrize(("parameters", "query", "signature"), AWS_EXAMPLES)
+def test_awss_published_examples_with_a_query_string(
+    parameters: list[tuple[str, str]], query: str, signature: str
+) -> None:
+    assert canonical_query(parameters) == query
+    signer = Signer(region="us-east-1", clock=lambda: AWS_EXAMPLE_TIME)
+    signed = dict(
+        signer.headers("GET", "examplebucket.s3.amazonaws.com", "/", AWS_EXAMPLE_KEYS, query)
+    )
+    assert signed["x-amz-date"] == "20130524T000000Z"
+    assert signed["authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+        f" SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}"
+    )
+
+
+def test_the_canonical_query_encodes_every_reserved_character() -> None:
+    assert (
+        canonical_query(
+            [("prefix", "p/public/a b+c=d&e%f~g_h-i.ü"), ("delimiter", "/"), ("list-type", "2")]
+        )
+        == "delimiter=%2F&list-type=2&prefix=p%2Fpublic%2Fa%20b%2Bc%3Dd%26e%25f~g_h-i.%C3%BC"
+    )
+
+
+@given(
+    parameters=st.dictionaries(
+        st.sampled_from(["prefix", "list-type", "delimiter", "max-keys", "encoding-type"]),
+        st.text(st.characters(codec="utf-8"), max_size=40),
+    ),
+    token=st.none() | st.just("session-token"),
+)
+def test_listing_signatures_match_botocores(parameters: dict[str, str], token: str | None) -> None:
+    credentials = Credentials("AKIDEXAMPLE", "secret", token)
+    query = canonical_query(parameters.items())
+    signer = Signer(region="eu-west-3", clock=lambda: AWS_EXAMPLE_TIME)
+    signed = dict(signer.headers("GET", "127.0.0.1:9000", "/edge-test", credentials, query))
+    _, signature = botocore_signature(
+        "GET",
+        "http://127.0.0.1:9000/edge-test",
+        {name: value for name, value in signed.items() if name != "authorization"},
+        credentials,
+        "eu-west-3",
+        params=parameters,
+    )
+    assert signed["authorization"].endswith("Signature=" + signature)
 
 
 def test_the_day_key_follows_the_clock_and_the_secret() -> None:
@@ -203,3 +284,26 @@ def test_a_wrong_secret_is_a_storage_error_logged_without_a_leak(
     assert any("403 SignatureDoesNotMatch" in line and "w.png" in line for line in said), said
     for text in (response.text, caplog.text):
         assert wrong not in text and verifying_moto["user_secret"] not in text
+
+
+@S3_ONLY
+def test_a_verifying_s3_accepts_a_signed_listing(
+    world: World, verifying_moto: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = "été & co/a b+c=d%20"
+    for extension in (".jpg", ".png"):
+        world.put("public", "alice", folder + extension, b"x")
+    verify_signatures(monkeypatch, verifying_moto["user_key"], verifying_moto["user_secret"])
+    assert world.moto is not None
+    settings = S3Settings(world.moto.endpoint_url, "us-east-1", 2, 2.0, 2.0, 1)
+    storage = S3Storage(bucket=BUCKET, prefix=world.prefix, settings=settings)
+
+    async def listed() -> list[str]:
+        await storage.open()
+        try:
+            return await storage.siblings(f"public/alice/{folder}.webp")
+        finally:
+            await storage.aclose()
+
+    found = asyncio.run(listed())
+    assert found == [f"public/alice/{folder}.png", f"public/alice/{folder}.jpg"]

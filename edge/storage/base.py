@@ -13,6 +13,13 @@ from edge.storage.failures import CHANGED
 #: Bodies move in chunks of this size: large enough that per-chunk overhead is
 #: small, small enough that a slow client holds little memory.
 CHUNK_BYTES = 64 * 1024
+#: The extensions a transform's source may have when the requested name is not stored
+#: (the URL contract's image extensions: the keys of edge/transform/types.py ``FORMATS``,
+#: which a test keeps equal to these), in the order one is preferred when several exist:
+#: lossless sources first, richer ones before poorer. PNG loses nothing; JPEG is most
+#: often the original a camera or an uploader made; WebP and AVIF are most often lossy
+#: derivatives of one of those; GIF, 256 colours a frame, comes last.
+SOURCE_PREFERENCE: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".gif")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,17 @@ class Reply:
         return self.end - self.start + 1
 
 
+def sibling_names(key: str) -> tuple[str, str, list[str]]:
+    """``key``'s folder (``""``, or ending in ``/``), its stem (its name up to the last
+    dot), and the names a source of it could have in that folder, in
+    :data:`SOURCE_PREFERENCE` order: the stem, a dot and an extension, the key's own name
+    left out. A name without a stem (``.png``) has none."""
+    folder, slash, name = key.rpartition("/")
+    stem = name.rpartition(".")[0] if "." in name else name
+    names = [stem + extension for extension in SOURCE_PREFERENCE] if stem else []
+    return folder + slash, stem, [candidate for candidate in names if candidate != name]
+
+
 def decide(stat: Stat, conditions: Conditions) -> tuple[int, int, int]:
     """Status and byte span for a read of ``stat`` under ``conditions`` (RFC 9110 order)."""
     if is_not_modified(
@@ -122,6 +140,14 @@ class Storage(ABC):
     @abstractmethod
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
         """Answer a GET (or, with ``head``, a HEAD) of ``key``; raise NotFound if absent."""
+
+    @abstractmethod
+    async def siblings(self, key: str) -> list[str]:
+        """The keys of the objects beside ``key`` (in its folder, not below) named its stem,
+        a dot and an extension of :data:`SOURCE_PREFERENCE`, in that order, ``key`` itself
+        left out: where a transform's source is looked for when ``key`` is not stored
+        (``photo.webp`` made from ``photo.jpg``). One storage request: one scan of the
+        folder, one ListObjectsV2. A folder that does not exist has none."""
 
     @abstractmethod
     async def check(self) -> None:

@@ -1,5 +1,5 @@
-"""Every way a storage read can fail, in one table: what happened, whether it is tried
-again, what the client is answered, and what the log says.
+"""Every way a storage read (or a listing) can fail, in one table: what happened, whether
+it is tried again, what the client is answered, and what the log says.
 
 The storage clients decide nothing on their own: the connection (:mod:`.wire`) and
 the S3 client (:mod:`.s3`) raise and retry from these rows, the folder (:mod:`.files`)
@@ -211,6 +211,10 @@ UNASKED_PART = Row(
 WRONG_PART = Row(
     "a `Content-Range` that is not the range asked, does not parse, or disagrees with"
     " `Content-Length`", NO, StorageError, "S3 sent the wrong part of {key}: {detail}")
+BAD_LISTING = Row(
+    "a listing (where a transform's source is looked for) that is not a `ListBucketResult`"
+    " XML document (a DTD is refused), or is longer than 448 KiB (`LIST_BYTES`)", NO,
+    StorageError, "S3 sent an unreadable listing of {key}: {detail}")
 BODY_TIMEOUT = Row(
     "silence mid-body for `EDGE_S3_READ_TIMEOUT`", NO, StorageTimeout,
     "S3 body of {key} stalled for {timeout} s", body=True)
@@ -262,7 +266,7 @@ S3_ANSWERS: tuple[Row, ...] = (
 S3_ROWS: tuple[Row, ...] = (
     CONNECT_REFUSED, DNS_FAILURE, TLS_UNTRUSTED, CONNECT_FAILED, CONNECT_TIMEOUT, POOL_BUSY,
     STALE_CONNECTION, READ_TIMEOUT, CLOSED_BEFORE_ANSWER, MALFORMED, *S3_ANSWERS, NO_LENGTH,
-    UNASKED_PART, WRONG_PART, BODY_TIMEOUT, BODY_CUT, CREDENTIALS, CHANGED,
+    UNASKED_PART, WRONG_PART, BAD_LISTING, BODY_TIMEOUT, BODY_CUT, CREDENTIALS, CHANGED,
 )  # fmt: skip
 FILE_ROWS: tuple[Row, ...] = (
     FILE_MISSING, FILE_OUTSIDE, FILE_NOT_REGULAR, FILE_DENIED, FILE_OPEN_FAILED, FILE_SHRANK,

@@ -3,7 +3,8 @@
 The folder can never be escaped: paths are validated before they get here (no
 ``..``, no backslash, no NUL), and the resolved file must lie inside the
 visibility's own folder, so no symlink leads out of the root or from
-``public/`` into ``private/``. Blocking calls run in the default executor.
+``public/`` into ``private/``; a listing of a folder (:meth:`FileStorage.siblings`)
+keeps to the same rule. Blocking calls run in the default executor.
 Each failure is raised from its row of :mod:`edge.storage.failures`.
 """
 
@@ -14,8 +15,17 @@ import os
 import stat as stat_module
 from pathlib import Path
 
-from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide
+from edge.storage.base import (
+    CHUNK_BYTES,
+    Conditions,
+    Reply,
+    Stat,
+    Storage,
+    decide,
+    sibling_names,
+)
 from edge.storage.failures import (
+    FILE_MISSING,
     FILE_NOT_REGULAR,
     FILE_OUTSIDE,
     FILE_READ_FAILED,
@@ -82,6 +92,42 @@ class FileStorage(Storage):
         finally:
             if not keep_open:
                 os.close(fd)
+
+    async def siblings(self, key: str) -> list[str]:
+        return await asyncio.to_thread(self._siblings, key)
+
+    def _siblings(self, key: str) -> list[str]:
+        """One scan of ``key``'s folder. A folder or an entry that resolves (through a
+        symlink) outside the visibility's own folder is not looked in or counted, as a read
+        would find nothing there; nor is anything but a regular file."""
+        directory, _, names = sibling_names(key)
+        if not names:
+            return []
+        visibility, _, rest = directory.partition("/")
+        folder = self._folders[visibility]
+        real = os.path.realpath(folder + rest)
+        if not (real + os.sep).startswith(folder):
+            return []
+        wanted, found = set(names), set()
+        try:
+            with os.scandir(real) as entries:
+                for entry in entries:
+                    if entry.name in wanted and _regular_inside(entry, folder):
+                        found.add(entry.name)
+        except OSError as error:
+            row = file_open_row(error)
+            if row is FILE_MISSING:  # no such folder: nothing in it
+                return []
+            raise row.exception(key=directory, detail=error.strerror) from None
+        return [directory + name for name in names if name in found]
+
+
+def _regular_inside(entry: os.DirEntry[str], folder: str) -> bool:
+    """A regular file (a symlink's target, if it is one) that lies inside ``folder``."""
+    if not entry.is_symlink():
+        return entry.is_file(follow_symlinks=False)
+    real = os.path.realpath(entry.path)
+    return real.startswith(folder) and os.path.isfile(real)
 
 
 class FileChunks:

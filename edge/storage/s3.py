@@ -7,6 +7,10 @@ parsers) cost more CPU per object than the whole edge request around it. It
 still finds the credentials (environment, profiles, web identity, instance
 roles, refreshed before they expire) and the region.
 
+Where a transform's source is looked for (:meth:`S3Storage.siblings`) is one
+ListObjectsV2 of the names that begin with the requested stem and a dot, one
+folder deep, at most ``LIST_KEYS`` of them, its answer read within ``LIST_BYTES``.
+
 The Range and the conditions S3 evaluates reliably (a single ETag, a date) are
 forwarded in their canonical form, and every condition is checked again here
 on the reply, so the answers match the filesystem backend's exactly.
@@ -28,7 +32,16 @@ from urllib.parse import urlsplit
 
 from edge.errors import ConfigError, RangeNotSatisfiable
 from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
-from edge.storage.base import CHUNK_BYTES, Conditions, Reply, Stat, Storage, decide, read_whole
+from edge.storage.base import (
+    CHUNK_BYTES,
+    Conditions,
+    Reply,
+    Stat,
+    Storage,
+    decide,
+    read_whole,
+    sibling_names,
+)
 from edge.storage.config import S3Settings
 from edge.storage.failures import (
     BACKOFF,
@@ -41,15 +54,17 @@ from edge.storage.failures import (
     Silence,
 )
 from edge.storage.s3_answers import (
+    LIST_KEYS,
     Refusal,
     S3Chunks,
     error_document,
     length_of,
+    listing,
     refusal,
     span_of,
     stat_of,
 )
-from edge.storage.sigv4 import Credentials, Signer, object_path
+from edge.storage.sigv4 import Credentials, Signer, canonical_query, object_path
 from edge.storage.wire import Pool, Response
 
 #: Backoff before attempt n+1: a random share of min(BACKOFF_CAP, BACKOFF_BASE * 2**n).
@@ -129,6 +144,33 @@ class S3Storage(Storage):
         if isinstance(answer, Refusal):
             raise answer.exception(**self._facts(f"bucket {self.bucket}"))
         answer.release()
+
+    async def siblings(self, key: str) -> list[str]:
+        """One ListObjectsV2 (path-style or virtual-hosted, as the reads): the names under
+        the prefix ``{storage prefix}{folder}{stem}.``, ``/`` as the delimiter so nothing
+        below the folder is a name, keys URL-encoded by S3 (where it does). A refusal is
+        its row's error, a 404 meaning no bucket (the request is of the bucket)."""
+        directory, stem, names = sibling_names(key)
+        if not names:
+            return []
+        what = f"{directory}{stem}.*"  # the listing, as the log names it
+        query = canonical_query(
+            [
+                ("list-type", "2"),
+                ("prefix", f"{self.prefix}{directory}{stem}."),
+                ("delimiter", "/"),
+                ("max-keys", str(LIST_KEYS)),
+                ("encoding-type", "url"),
+            ]
+        )
+        path = self._bucket_path or "/"
+        answer = await self._send("GET", path, [], query=query, key=what, bucket=True)
+        if isinstance(answer, Refusal):
+            raise answer.exception(**self._facts(what))
+        start = self.prefix + directory
+        listed = await listing(answer, what)
+        found = {name[len(start) :] for name in listed if name.startswith(start)}
+        return [directory + name for name in names if name in found]
 
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
         if head:
@@ -220,18 +262,22 @@ class S3Storage(Storage):
         path: str,
         headers: list[tuple[str, str]],
         *,
+        query: str = "",
         key: str = "",
         bucket: bool = False,
     ) -> Response | Refusal:
         """One request, tried again as its failure's row says: a success (2xx), or S3's
-        refusal, read (its error document) and classified. ``bucket``: a HEAD of the bucket."""
+        refusal, read (its error document) and classified. ``query``: canonical
+        (:func:`canonical_query`), sent as signed. ``bucket``: a request of the bucket
+        itself (its HEAD, a listing), where a 404 means there is no such bucket."""
         assert self._pool is not None, "S3Storage.open() was not awaited"
         if time.monotonic() >= self._credentials_until:
             await self._fresh_credentials()
+        target = f"{path}?{query}" if query else path
         attempt = 1
         while True:
-            signed = self._signer.headers(method, self._host, path, self._credentials)
-            lines = [f"{method} {path} HTTP/1.1\r\nhost: {self._host}\r\n"]
+            signed = self._signer.headers(method, self._host, path, self._credentials, query)
+            lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._host}\r\n"]
             lines += [f"{name}: {value}\r\n" for name, value in (*signed, *headers)]
             request = "".join(lines).encode("latin-1") + b"\r\n"
             try:

@@ -1,16 +1,19 @@
 """Reading S3's answers: a refusal classified into its row of the failure table, a body a
-chunk at a time, and the lengths and ranges an answer must get right (each failure
-raised from its row of :mod:`edge.storage.failures`)."""
+chunk at a time, the lengths and ranges an answer must get right, and a listing's keys
+(each failure raised from its row of :mod:`edge.storage.failures`)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
+from xml.parsers import expat
 
 from edge.errors import EdgeError
 from edge.http import parse_http_date
 from edge.storage.base import Stat
 from edge.storage.failures import (
+    BAD_LISTING,
     BODY_CUT,
     NO_LENGTH,
     NO_SUCH_BUCKET,
@@ -25,6 +28,19 @@ from edge.storage.wire import Response
 #: The longest error document read: S3's are a few hundred bytes; a longer body is not
 #: read to its end (its connection is closed instead).
 ERROR_DOCUMENT_BYTES = 4096
+#: A listing asks for at most this many names (objects, and subfolders as one name each)
+#: beginning with the stem and a dot: a folder holds a handful (photo.jpg, photo.webp...).
+#: S3 returns names in order, so in a folder with more, a source that sorts after the
+#: first LIST_KEYS is not seen (one request per listing, never a second page).
+LIST_KEYS = 64
+#: The longest listing read: LIST_KEYS entries of S3's longest key (1,024 bytes, each up
+#: to 6 once escaped for XML as ``&quot;``, 3 once URL-encoded) with their other elements
+#: (some 500 bytes), and the listing's own prefix, rounded up: 448 KiB. A longer answer
+#: is no listing S3 sends: refused, never read whole.
+LIST_BYTES = LIST_KEYS * 7 * 1024
+#: Where a listing's keys are, and where it says how they are encoded.
+_KEY = ("ListBucketResult", "Contents", "Key")
+_ENCODING = ("ListBucketResult", "EncodingType")
 _LENGTH = re.compile(r"[0-9]{1,20}")
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 _CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
@@ -129,3 +145,78 @@ def stat_of(headers: dict[str, str], size: int) -> Stat:
         last_modified=parse_http_date(headers.get("last-modified")) or 0,
         content_type=headers.get("content-type"),
     )
+
+
+async def listing(response: Response, what: str) -> list[str]:
+    """The keys of a ListObjectsV2 answer, as stored (see :func:`listed_keys`), read within
+    :data:`LIST_BYTES`; ``what`` names the listing for the log. The answer is released."""
+    try:
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > LIST_BYTES:
+            raise BAD_LISTING.exception(key=what, detail=f"{length} bytes, over {LIST_BYTES}")
+        try:
+            document = await response.read_all(LIST_BYTES + 1)
+        except (Fault, Silence) as error:  # BODY_TIMEOUT or BODY_CUT
+            raise error.again(key=what) from None
+        if len(document) > LIST_BYTES:
+            raise BAD_LISTING.exception(key=what, detail=f"over {LIST_BYTES} bytes")
+    finally:
+        response.release()  # kept if all of it was read, else closed
+    return listed_keys(document, what)
+
+
+def listed_keys(document: bytes, what: str) -> list[str]:
+    """The ``<Contents><Key>`` of a ``ListBucketResult`` document, in its order, URL-decoded
+    when the document says ``<EncodingType>url</EncodingType>`` (edge asks for it: XML
+    1.0 cannot carry every character a key may hold; a store that ignores it sends keys
+    as XML text). Common prefixes (subfolders) are not keys. A document with a DTD (the
+    only way to declare an entity), or anything but such a document, is BAD_LISTING."""
+    reader = _Listing()
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.StartDoctypeDeclHandler = reader.refuse_doctype
+    parser.EntityDeclHandler = reader.refuse_doctype
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
+    parser.CharacterDataHandler = reader.text.append
+    try:
+        parser.Parse(document, True)
+    except expat.ExpatError as error:
+        raise BAD_LISTING.exception(key=what, detail=f"not XML ({error})") from None
+    except _NotAListing as refused:
+        raise BAD_LISTING.exception(key=what, detail=str(refused)) from None
+    if reader.encoding == "url":
+        return [unquote_plus(key) for key in reader.keys]
+    return reader.keys
+
+
+class _NotAListing(Exception):
+    pass
+
+
+class _Listing:
+    """The expat handlers of :func:`listed_keys`: what they found, where they are."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.encoding = ""
+        self.path: list[str] = []  # the open elements' local names, the root first
+        self.text: list[str] = []  # the text since the last tag
+
+    def refuse_doctype(self, *_: object) -> None:
+        raise _NotAListing("a document type declaration")
+
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        local = name.rpartition(" ")[2]  # namespace URI, space, local name
+        if not self.path and local != "ListBucketResult":
+            raise _NotAListing(f"a {local[:40]!r} document, not a ListBucketResult")
+        self.path.append(local)
+        self.text.clear()
+
+    def end(self, name: str) -> None:
+        where = tuple(self.path)
+        if where == _KEY:
+            self.keys.append("".join(self.text))
+        elif where == _ENCODING:
+            self.encoding = "".join(self.text)
+        self.path.pop()
+        self.text.clear()

@@ -76,6 +76,24 @@ def wrong_part(request: pytest.FixtureRequest, row: Row) -> Outcome:
     return read_canned(reply + b"\r\n\r\nabcd", conditions=Conditions(range=(2, 5)))
 
 
+@produces(failures.BAD_LISTING)
+def unreadable_listing(request: pytest.FixtureRequest, row: Row) -> Outcome:
+    """A listing (Storage.siblings) answered 200 with a page that is no ListBucketResult."""
+    page = b"<html>busy</html>"
+
+    async def answer(connection: int, number: int, head: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page)
+
+    async def list_siblings(storage: S3Storage) -> Reply:
+        found = await storage.siblings(KEY)
+        raise AssertionError(f"an unreadable listing was read: {found}")
+
+    with tiny_store(answer) as (port, seen):
+        outcome = read_s3(f"http://127.0.0.1:{port}", then=list_siblings)
+    outcome.requests = len(seen)
+    return outcome
+
+
 @produces(failures.NOT_MODIFIED)
 def not_modified(request: pytest.FixtureRequest, row: Row) -> Outcome:
     outcome = read_canned(

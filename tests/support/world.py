@@ -30,13 +30,15 @@ _prefixes = itertools.count()
 
 
 class CountingStorage(Storage):
-    """A filesystem storage that records every read, as moto records S3 requests."""
+    """A filesystem storage that records every read and listing, as moto records S3
+    requests."""
 
     kind = "file"
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.reads: list[tuple[str, str]] = []
+        self.listings: list[str] = []  # the keys whose siblings were listed
         self.delay = 0.0
         self.chunks_read = 0
         self.bodies_closed = 0
@@ -50,12 +52,12 @@ class CountingStorage(Storage):
             reply.body = CountingBody(reply.body, self)
         return reply
 
+    async def siblings(self, key: str) -> list[str]:
+        self.listings.append(key)
+        return await self.inner.siblings(key)
+
     async def check(self) -> None:
         await self.inner.check()
-
-    async def siblings(self, key: str) -> list[str]:
-        self.reads.append(("LIST", key))
-        return await self.inner.siblings(key)  # type: ignore[attr-defined,no-any-return]
 
 
 class CountingBody:
