@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import BadRequest, ConfigError
-from edge.keys import generate
+from edge.keys import Key, generate
 from edge.paths import quote_path
 from edge.settings import Settings
 from edge.signing import Verifier, check_url, sign_url
@@ -193,25 +193,59 @@ def run_demo(args: argparse.Namespace) -> int:
     if key is None:
         raise ConfigError("EDGE_SIGNING_KEYS holds no key that can sign")
     base = f"http://{args.host}:{args.port}"
-    now = int(time.time())
+    print(f"edge demo: samples in {folder}, ephemeral key 'demo' (not saved)")
+    signed = ""
+    for heading, entries in demo_urls(paths, key, int(time.time())):
+        print(f"\n{heading}")
+        for label, expect, urls in entries:
+            print(f"  {label:38} {expect}")
+            print(",\n".join(f"    {base}{url}" for url in urls))
+            signed = signed or (urls[0] if label == SIGNED_LABEL else "")
+    print(f"\nTry one with: curl -i '{base}{signed}'\nCtrl-C stops the server.\n", flush=True)
+    _run_uvicorn(create_app(settings), args, workers=1, settings=settings)
+    return EXIT_OK
+
+
+DemoEntry = tuple[str, str, list[str]]
+#: The demo's entry whose URL the curl example uses (the README names it too).
+SIGNED_LABEL = "private image, signed for 1 hour"
+
+
+def demo_urls(paths: dict[str, str], key: Key, now: int) -> list[tuple[str, list[DemoEntry]]]:
+    """What ``edge demo`` prints: headed lists of (label, expected answer, URLs); a
+    ``srcset`` entry has several URLs, each followed by its width descriptor."""
+    from edge.samples import DEMO_PRESET
+
     private = paths["private_png"]
     signed = sign_url(private, key=key, exp=now + 3600)
     expired = sign_url(private, key=key, exp=now - 60)
     sig = signed.split("sig=")[1][:43]
     tampered = signed.replace(sig, sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:])
-    print(f"edge demo: samples in {folder}, ephemeral key 'demo' (not saved)\n")
-    for label, url, expect in [
-        ("public image", quote_path(paths["public_png"]), "200"),
-        ("public SVG (sandboxed)", quote_path(paths["public_svg"]), "200"),
-        ("private image, signed for 1 hour", signed, "200"),
-        ("the same private image, unsigned", quote_path(private), "404 NOT_FOUND"),
-        ("an expired signed URL", expired, "403 SIGNATURE_EXPIRED"),
-        ("a tampered signed URL", tampered, "403 SIGNATURE_INVALID"),
-    ]:
-        print(f"  {label:36} {expect}\n    {base}{url}")
-    print(f"\nTry one with: curl -i '{base}{signed}'\nCtrl-C stops the server.\n", flush=True)
-    _run_uvicorn(create_app(settings), args, workers=1, settings=settings)
-    return EXIT_OK
+    jpeg = quote_path(paths["public_jpeg"])
+    stem = jpeg.removesuffix(".jpg")
+    thumb = sign_url(private, key=key, exp=now + 3600, transform="w=200")
+    stored = [
+        ("public image", "200", [quote_path(paths["public_png"])]),
+        ("public SVG (sandboxed)", "200", [quote_path(paths["public_svg"])]),
+        (SIGNED_LABEL, "200", [signed]),
+        ("the same private image, unsigned", "404 NOT_FOUND", [quote_path(private)]),
+        ("an expired signed URL", "403 SIGNATURE_EXPIRED", [expired]),
+        ("a tampered signed URL", "403 SIGNATURE_INVALID", [tampered]),
+    ]
+    transforms = [
+        ("thumbnail, 200x200 cover", "200", [f"{jpeg}?w=200&h=200&fit=cover"]),
+        ("WebP made from the stored JPEG", "200", [f"{stem}.webp"]),
+        ("AVIF made from the stored JPEG", "200", [f"{stem}.avif"]),
+        ("srcset: 400, 800 and 1200 wide", "200", [f"{jpeg}?w={w} {w}w" for w in (400, 800, 1200)]),
+        (f"preset (presets/demo/{DEMO_PRESET[0]}.json)", "200", [f"{jpeg}?p:{DEMO_PRESET[0]}"]),
+        ("private thumbnail, signed for w=200", "200", [thumb]),
+        (
+            "the same, with w=200 changed to 400",
+            "403 SIGNATURE_INVALID",
+            [thumb.replace("?w=200&", "?w=400&")],
+        ),
+    ]
+    return [("Stored images:", stored), ("Transforms (docs/transforms.md):", transforms)]
 
 
 def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int, settings: Settings) -> None:

@@ -6,6 +6,7 @@ the package, since writing a JPEG encoder is not the edge's job.
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from importlib.resources import files
@@ -13,6 +14,8 @@ from pathlib import Path
 
 #: Private sample files carry this, so a test can scan any response for a leak.
 CANARY = b"EDGE-PRIVATE-CANARY-7f3a"
+#: The demo's preset, ``presets/{user}/thumbnail.json``: ``?p:thumbnail``.
+DEMO_PRESET = ("thumbnail", {"w": 200, "h": 200, "fit": "cover", "q": 70})
 
 
 def png(width: int, height: int, *, hue: int = 0, label_bar: bool = True) -> bytes:
@@ -64,7 +67,8 @@ def with_canary(image: bytes) -> bytes:
 
 
 def write_demo_folder(root: Path, *, user: str = "demo") -> dict[str, str]:
-    """Lay out public and private samples under ``root``; return their decoded paths."""
+    """Lay out public and private samples and a preset (:data:`DEMO_PRESET`) under
+    ``root``; return the samples' decoded paths."""
     layout = {
         "public_png": ("public", "welcome.png", png(480, 320)),
         "public_svg": ("public", "logo.svg", svg()),
@@ -78,4 +82,8 @@ def write_demo_folder(root: Path, *, user: str = "demo") -> dict[str, str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         paths[name] = f"/i/{user}/{file}"
+    name, preset = DEMO_PRESET
+    target = root / "presets" / user / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(preset) + "\n")
     return paths

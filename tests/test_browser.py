@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pyvips
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.app import Edge
 from edge.samples import png
+from edge.signing import sign_url
 from tests.support.artifacts import ARTIFACTS
 from tests.support.servers import run_uvicorn
 from tests.support.world import World
@@ -58,10 +60,32 @@ class Recorder:
         ]
 
 
+#: Set on an image whose load failed: its ``error`` event fired.
+ON_ERROR = "onerror=\"this.dataset.error='1'\""
+
+
 def figure(edge: str, ident: str, url: str, caption: str, extra: str = "") -> str:
     return (
-        f'<figure><img data-check id="{ident}" src="{html.escape(edge + url)}" {extra} alt="✗ {ident}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        f'<figure><img data-check id="{ident}" src="{html.escape(edge + url)}" {extra}'
+        f' {ON_ERROR} alt="✗ {ident}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    )
+
+
+def transform_figures(edge: str, photo: str, signed: str, changed: str) -> str:
+    """A srcset of widths, a <picture> of AVIF, WebP and JPEG made from one stored JPEG, and
+    a signed private variant with its tampered twin."""
+    stem = html.escape(edge + photo.removesuffix(".jpg"))
+    srcset = ", ".join(f"{html.escape(edge + photo)}?w={w} {w}w" for w in (400, 800, 1200))
+    return (
+        f'<figure><img data-check id="widths" srcset="{srcset}" sizes="800px" {ON_ERROR}'
+        ' style="width:240px" alt="✗ widths">'
+        "<figcaption>srcset ?w=400, 800, 1200; sizes 800px: 800w</figcaption></figure>"
+        f'<figure><picture><source type="image/avif" srcset="{stem}.avif?w=300">'
+        f'<source type="image/webp" srcset="{stem}.webp?w=300">'
+        f'<img data-check id="picture" src="{stem}.jpg?w=300" {ON_ERROR} alt="✗ picture">'
+        "</picture><figcaption>&lt;picture&gt; of photo.jpg: AVIF</figcaption></figure>"
+        + figure(edge, "variant", signed, "private, signed for w=40: loads")
+        + figure(edge, "changed", changed, "the same, w=60: 403")
     )
 
 
@@ -82,13 +106,18 @@ window.addEventListener('load', () => {
     pixel = [...ctx.getImageData(Math.floor(canvas.width * 0.7), Math.floor(canvas.height * 0.35), 1, 1).data];
   } catch (error) { pixel = 'tainted: ' + error.name; }
   window.__results = {
-    images: Object.fromEntries(images.map((i) => [i.id, {w: i.naturalWidth, h: i.naturalHeight, src: i.currentSrc}])),
+    images: Object.fromEntries(images.map((i) => [i.id, {w: i.naturalWidth, h: i.naturalHeight, src: i.currentSrc, error: i.dataset.error === '1'}])),
     pixel,
   };
   window.__done = true;
 });
 </script>
 """
+
+
+def jpeg(data: bytes) -> bytes:
+    """An image re-encoded as JPEG."""
+    return bytes(pyvips.Image.new_from_buffer(data, "").jpegsave_buffer(Q=85))
 
 
 def page(body: str) -> HTMLResponse:
@@ -116,6 +145,8 @@ def test_images_in_a_real_browser(world: World) -> None:
         for width in (120, 240, 480)
     }
     short = world.put("private", "web", "short-lived.png", png(50, 50, hue=1))
+    # The only object named photo: its .avif and .webp are conversions.
+    photo = world.put("public", "web", "photo.jpg", jpeg(png(1200, 800)))
     now = int(time.time())
     # The short-lived URL is signed when the browser asks for the page, not before: a
     # browser slow to start (a loaded machine) must still see it valid at first.
@@ -123,6 +154,9 @@ def test_images_in_a_real_browser(world: World) -> None:
     signed = world.sign(private)
     tampered = signed.replace("sig=", "sig=A").replace("&", "&x=1&", 1)
     srcset = ", ".join(f"{html.escape(world.sign(path))} {w}w" for w, path in sizes.items())
+    variant = sign_url(private, key=world.key, exp=now + 600, transform="w=40")
+    changed = variant.replace("?w=40&", "?w=60&")
+    assert changed != variant
 
     recorder = Recorder(Edge(world.settings()))
     with run_uvicorn(recorder) as edge:
@@ -151,6 +185,7 @@ def test_images_in_a_real_browser(world: World) -> None:
                 + figure(edge, "short", short_url, f"signed until {expires_at}")
                 + f'<figure><img data-check id="srcset" srcset="{srcset}" sizes="240px" alt="✗ srcset">'
                 "<figcaption>srcset of 3 signed sizes: 240w</figcaption></figure>"
+                + transform_figures(edge, photo, variant, changed)
             )
 
         async def expired_page(_: object) -> HTMLResponse:
@@ -192,6 +227,23 @@ def test_images_in_a_real_browser(world: World) -> None:
     assert results["first"]["pixel"] == DISC, "CORS lets the page read the canvas"
     assert images["srcset"]["w"] == 240 and "hero-240.png" in images["srcset"]["src"]
     assert images["short"]["w"] == 50
+
+    widths = images["widths"]
+    assert widths["src"].endswith(f"{photo}?w=800") and widths["w"] == 800, widths
+    picture = images["picture"]
+    assert picture["src"].endswith(photo.removesuffix(".jpg") + ".avif?w=300"), picture
+    assert (picture["w"], picture["h"]) == (300, 200) and not picture["error"]
+    avif = photo.removesuffix(".jpg") + ".avif"
+    assert recorder.statuses(avif, query="w=300")[:1] == [200]
+    assert not recorder.statuses(avif.removesuffix(".avif") + ".webp"), "one source fetched"
+    assert (images["variant"]["w"], images["variant"]["h"]) == (40, 30)
+    assert not images["variant"]["error"]
+    assert images["changed"]["error"] and images["changed"]["w"] == 0
+    assert set(recorder.statuses(private, query=changed.partition("?")[2])) == {403}
+    for loaded in ("public", "private", "widths", "picture", "variant"):
+        assert not images[loaded]["error"], loaded
+    for failed in ("unsigned", "expired", "tampered"):
+        assert images[failed]["error"], failed
 
     assert set(recorder.statuses(private, query="")) == {404}, "errors are no-store: refetched"
     assert 403 in recorder.statuses(private)

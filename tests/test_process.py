@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pyvips
 
+from edge.cli import SIGNED_LABEL
 from edge.samples import CANARY
 from tests.support.processes import (
     EDGE,
@@ -24,26 +26,76 @@ from tests.support.processes import (
 )
 from tests.support.servers import free_port
 
+#: Each entry ``edge demo`` prints: label -> the media type and (width, height) of its
+#: 200 answer, or its error code; a srcset's sizes come from its width descriptors.
+DEMO: dict[str, tuple[str, tuple[int, int] | None]] = {
+    "public image": ("image/png", (480, 320)),
+    "public SVG (sandboxed)": ("image/svg+xml", None),
+    SIGNED_LABEL: ("image/png", (480, 320)),
+    "the same private image, unsigned": ("NOT_FOUND", None),
+    "an expired signed URL": ("SIGNATURE_EXPIRED", None),
+    "a tampered signed URL": ("SIGNATURE_INVALID", None),
+    "thumbnail, 200x200 cover": ("image/jpeg", (200, 200)),
+    "WebP made from the stored JPEG": ("image/webp", (480, 320)),
+    "AVIF made from the stored JPEG": ("image/avif", (480, 320)),
+    "srcset: 400, 800 and 1200 wide": ("image/jpeg", None),
+    "preset (presets/demo/thumbnail.json)": ("image/jpeg", (200, 200)),
+    "private thumbnail, signed for w=200": ("image/png", (200, 133)),
+    "the same, with w=200 changed to 400": ("SIGNATURE_INVALID", None),
+}
+ENTRY = re.compile(
+    r"^  (\S.*?) {2,}(\d{3})(?: ([A-Z_]+))?\n((?:    http://\S+(?: \d+w,?)?\n)+)", re.M
+)
+
 
 def test_demo_serves_what_it_prints(tmp_path: Path) -> None:
+    """`edge demo` as the README runs it: every URL it prints answers as its label says,
+    the images decoded (sizes, formats), the errors with their codes."""
     number = free_port()
     with edge_process(["demo", "--port", str(number)], env=clean_env(), cwd=tmp_path) as process:
         base = f"http://127.0.0.1:{number}"
         wait_ready(base, process)
         text = (tmp_path / "edge.log").read_text()
-        pairs = re.findall(r"\s{2}(.+?)\s{2,}(\d{3})[^\n]*\n\s+(http://\S+)", text)
-        assert len(pairs) == 6, text
-        for label, status, url in pairs:
-            response = httpx.get(url, timeout=10)
-            assert response.status_code == int(status), (label, url)
-            if status == "200":
-                assert response.content[:4] in (b"\x89PNG", b"<svg"), label
-            else:
-                assert CANARY not in response.content
-    assert (tmp_path / "demo-images" / "public" / "demo" / "welcome.png").exists()
-    assert (
-        tmp_path / "demo-images" / "private" / "demo" / "albums" / "2026" / "sunrise.png"
-    ).exists()
+        entries = ENTRY.findall(text)
+        assert [label for label, *_ in entries] == list(DEMO), text
+        printed = re.findall(r"http://\S+", text[: text.index("Try one with")])
+        assert sum(len(urls.splitlines()) for *_, urls in entries) == len(printed), text
+        with httpx.Client(timeout=30) as client:
+            for label, status, code, urls in entries:
+                for line in urls.splitlines():
+                    url, _, descriptor = line.strip().rstrip(",").partition(" ")
+                    check_demo_answer(client, label, int(status), code, url, descriptor)
+    folder = tmp_path / "demo-images"
+    assert (folder / "public" / "demo" / "welcome.png").exists()
+    assert (folder / "private" / "demo" / "albums" / "2026" / "sunrise.png").exists()
+    assert (folder / "presets" / "demo" / "thumbnail.json").exists()
+
+
+def check_demo_answer(
+    client: httpx.Client, label: str, status: int, code: str, url: str, descriptor: str
+) -> None:
+    """One printed URL answers as :data:`DEMO` says (a srcset's size from its descriptor)."""
+    kind, size = DEMO[label]
+    response = client.get(url)
+    assert response.status_code == status, (label, url, response.text)
+    # Only the stored private file carries the canary: a variant is newly encoded.
+    assert (CANARY in response.content) == (label == SIGNED_LABEL), label
+    if status != 200:
+        assert response.json()["error"]["code"] == code == kind, label
+        return
+    assert response.headers["content-type"] == kind, label
+    if kind == "image/svg+xml":
+        assert response.content.startswith(b"<svg"), label
+        return
+    image = pyvips.Image.new_from_buffer(response.content, "")
+    image.avg()  # decodes every pixel
+    if descriptor:
+        width = int(descriptor.removesuffix("w"))
+        size = (width, round(width * 2 / 3))
+    assert (image.width, image.height) == size, (label, url)
+    if label.startswith("preset"):
+        spelled = client.get(url.replace("p:thumbnail", "w=200&h=200&fit=cover&q=70"))
+        assert spelled.content == response.content, "the preset is its parameters"
 
 
 def test_serve_without_a_folder_is_a_one_line_error(tmp_path: Path) -> None:
