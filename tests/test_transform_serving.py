@@ -334,3 +334,23 @@ def test_conversions_are_made_from_a_sibling(world: World) -> None:
         assert hidden.status_code == 200 and hidden.headers["content-type"] == "image/webp"
         assert hidden.headers["cache-control"].startswith("private")
         assert listings(world) == before + 1, "found in private/: public/ is not listed"
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_an_svg_is_rasterised_under_an_output_name(world: World) -> None:
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+        b'<rect width="20" height="20" fill="red"/><rect x="20" width="20" height="20" '
+        b'fill="blue"/></svg>'
+    )
+    world.put("public", "alice", "logo.svg", svg)
+    base = world.serve()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        assert get(client, "/i/alice/logo.svg").content == svg, "as stored, untransformed"
+        answer = get(client, "/i/alice/logo.png?w=400")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+        image = decoded(answer.content)
+        assert (image.width, image.height) == (400, 200)
+        assert corners(image) == ("red", "blue", "red", "blue")
+        refused = get(client, "/i/alice/logo.svg?w=100")
+        assert refused.status_code == 400, "no transform writes SVG"

@@ -18,8 +18,18 @@ CHUNK_BYTES = 64 * 1024
 #: which a test keeps equal to these), in the order one is preferred when several exist:
 #: lossless sources first, richer ones before poorer. PNG loses nothing; JPEG is most
 #: often the original a camera or an uploader made; WebP and AVIF are most often lossy
-#: derivatives of one of those; GIF, 256 colours a frame, comes last.
-SOURCE_PREFERENCE: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".gif")
+#: derivatives of one of those; GIF, 256 colours a frame, comes after them. SVG, a source
+#: only (no transform writes one), is the last resort: ``logo.png`` rasterised from a
+#: stored ``logo.svg``.
+SOURCE_PREFERENCE: tuple[str, ...] = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".webp",
+    ".avif",
+    ".gif",
+    ".svg",
+)
 
 
 @dataclass(frozen=True, slots=True)
