@@ -153,13 +153,19 @@ class HotCache:
         return entry
 
     async def shared(
-        self, key: str, load: Callable[[], Awaitable[Entry | None]]
+        self,
+        key: str,
+        load: Callable[[], Awaitable[Entry | None]],
+        *,
+        share: tuple[type[BaseException], ...] = (),
     ) -> tuple[Entry | None, bool]:
         """Run ``load`` once for all concurrent callers of ``key``: ``(entry, led)``.
 
         The leader's ``load`` fills the cache and returns the entry, or None when
         the object cannot be kept (too large, an error): then each follower gets
-        None and reads storage itself, and the leader's own result stands.
+        None and reads storage itself, and the leader's own result stands. An error
+        of a ``share`` type is every follower's too (a transform that cannot be done
+        is not tried again by each).
         """
         flight = self._flights.get(key)
         if flight is not None:
@@ -168,6 +174,10 @@ class HotCache:
         self._flights[key] = flight
         try:
             entry = await load()
+        except share as error:
+            flight.set_exception(error)
+            flight.exception()  # retrieved: no "never retrieved" warning without followers
+            raise
         except BaseException:
             flight.set_result(None)
             raise

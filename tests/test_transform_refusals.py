@@ -5,7 +5,6 @@ the signature does not cover (403). Serving transformed images is the engine's p
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from edge.samples import CANARY, png
 from edge.signing import sign_url
@@ -14,7 +13,6 @@ from tests.support.world import World
 EXP_IN = 600
 
 
-@pytest.mark.parametrize("world", ["file"], indirect=True)
 def test_refused_before_any_storage_request(world: World) -> None:
     public = world.put("public", "alice", "photo.png", png(8, 8))
     private = world.put("private", "alice", "secret.png", png(8, 8) + CANARY)

@@ -354,3 +354,22 @@ def test_an_svg_is_rasterised_under_an_output_name(world: World) -> None:
         assert corners(image) == ("red", "blue", "red", "blue")
         refused = get(client, "/i/alice/logo.svg?w=100")
         assert refused.status_code == 400, "no transform writes SVG"
+
+
+def test_concurrent_requests_for_an_unprocessable_variant_fail_once(world: World) -> None:
+    world.put("public", "alice", "cut.jpg", encoded(quadrants(300, 200), "jpeg")[:400])
+    base = world.serve()
+    world.slow_storage(0.3)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            return await asyncio.gather(*(client.get("/i/alice/cut.jpg?w=50") for _ in range(6)))
+
+    answers = asyncio.run(burst())
+    assert [a.status_code for a in answers] == [422] * 6
+    assert {a.json()["error"]["code"] for a in answers} == {"UNPROCESSABLE_IMAGE"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        metrics = client.get("/metrics").text
+    pattern = r'edge_transform_duration_seconds_count\{format="jpeg",outcome="unprocessable"\} (\S+)'
+    tried = re.search(pattern, metrics)
+    assert tried is not None and float(tried.group(1)) == 1.0, "the followers share the 422"

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from edge.cache import Entry, HotCache
-from edge.errors import BadTransform, NotFound, SignatureInvalid, UnprocessableImage
+from edge.errors import BadTransform, NotFound, Overloaded, SignatureInvalid, UnprocessableImage
 from edge.http import none_match
 from edge.image.presets import Presets
 from edge.image.read import Found, Reader, hit
@@ -144,7 +144,7 @@ class Transformer:
             record.cache = "bypass"
             return entry
         record.cache = "miss"
-        entry, led = await self.cache.shared(key, make)
+        entry, led = await self.cache.shared(key, make, share=(UnprocessableImage, Overloaded))
         if entry is None:  # the leader failed: its error was its own; try again alone
             entry = await make()
             assert entry is not None
