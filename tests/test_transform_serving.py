@@ -218,6 +218,14 @@ def test_unprocessable_sources_are_422_and_the_server_goes_on(world: World) -> N
         assert get(client, f"{good}").status_code == 200, "stored objects are still served"
 
 
+def transforms_made(base: str, output: str, outcome: str) -> float:
+    """Transforms the server ran (its metrics, read at /metrics from loopback)."""
+    metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    labels = f'format="{output}",outcome="{outcome}"'
+    found = re.search(rf"edge_transform_duration_seconds_count\{{{labels}\}} (\S+)", metrics)
+    return 0.0 if found is None else float(found.group(1))
+
+
 def test_concurrent_requests_for_one_variant_make_it_once(world: World) -> None:
     path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
     base = world.serve()
@@ -232,12 +240,7 @@ def test_concurrent_requests_for_one_variant_make_it_once(world: World) -> None:
     assert len({a.content for a in answers}) == 1
     gets = [key for method, key in world.storage_reads() if method == "GET"]
     assert gets == ["public/alice/q.png"]
-    with httpx.Client(base_url=base, timeout=30) as client:
-        metrics = client.get("/metrics").text
-    made = re.search(
-        r'edge_transform_duration_seconds_count\{format="png",outcome="ok"\} (\S+)', metrics
-    )
-    assert made is not None and float(made.group(1)) == 1.0
+    assert transforms_made(base, "png", "ok") == 1
 
 
 def test_signed_mode_and_bare_hosts(world: World) -> None:
@@ -368,8 +371,4 @@ def test_concurrent_requests_for_an_unprocessable_variant_fail_once(world: World
     answers = asyncio.run(burst())
     assert [a.status_code for a in answers] == [422] * 6
     assert {a.json()["error"]["code"] for a in answers} == {"UNPROCESSABLE_IMAGE"}
-    with httpx.Client(base_url=base, timeout=30) as client:
-        metrics = client.get("/metrics").text
-    pattern = r'edge_transform_duration_seconds_count\{format="jpeg",outcome="unprocessable"\} (\S+)'
-    tried = re.search(pattern, metrics)
-    assert tried is not None and float(tried.group(1)) == 1.0, "the followers share the 422"
+    assert transforms_made(base, "jpeg", "unprocessable") == 1, "the followers share the 422"
