@@ -137,9 +137,13 @@ class HotCache:
             return None
         return entry
 
-    def put(self, key: str, stat: Stat | None, data: bytes = b"") -> Entry | None:
-        """Keep an object (or a "not found"); None if it is too large to keep."""
-        if len(data) > self.max_object_bytes:
+    def put(
+        self, key: str, stat: Stat | None, data: bytes = b"", *, max_object_bytes: int = 0
+    ) -> Entry | None:
+        """Keep an object (or a "not found"); None if it is too large to keep: over
+        ``max_object_bytes`` when given (a variant, costly to make again), else over the
+        cache's own object limit."""
+        if len(data) > (max_object_bytes or self.max_object_bytes):
             return None
         now = self.clock()
         whole = None if stat is None else Reply(200, stat, 0, stat.size - 1, None, data)

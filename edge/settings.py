@@ -257,6 +257,14 @@ class Settings:
         " `422 UNPROCESSABLE_IMAGE`. An animation keeps its frames only while all of them"
         " together fit.",
     )
+    transform_max_output_bytes: int = var(
+        "16MiB",
+        parse_bytes,
+        TRANSFORMS,
+        "Largest encoded output a transform answers; a larger one is `422 UNPROCESSABLE_IMAGE`."
+        " A variant up to this size is kept in the hot cache even above"
+        " `EDGE_CACHE_MAX_OBJECT_BYTES` (made again, it would cost a transform).",
+    )
     transform_max_frames: int = var(
         "100",
         parse_count,

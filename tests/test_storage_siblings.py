@@ -3,9 +3,10 @@
 
 The same cases run on the three storages. The S3 ones are reached through a proxy in
 front of the server (tests/support/faults.py) that counts every request on the wire and
-can answer 500 instead; the folder's requests are its directory scans, counted around
-the real ``os.scandir``. Then what only S3 has: a storage prefix, a failing server, the
-request line itself, a chunked answer, and the listing's XML read with its bounds.
+can answer 500 instead; the folder's requests are its lookups (one per call, of at
+most seven names, never a scan of the folder), counted around the real ``os.stat``.
+Then what only S3 has: a storage prefix, a failing server, the request line itself, a
+chunked answer, and the listing's XML read with its bounds.
 """
 
 from __future__ import annotations
@@ -112,20 +113,31 @@ def store(
     if request.param == "folder":
         for visibility in ("public", "private"):
             (tmp_path / visibility).mkdir()
-        scans: list[str] = []
-        scandir = os.scandir
+        calls: list[str] = []
+        lookup = FileStorage._siblings
 
-        def counted(path: Any) -> Any:
-            scans.append(str(path))
-            return scandir(path)
+        def counted(self: FileStorage, key: str) -> list[str]:
+            looked: list[str] = []
+            real_stat = os.stat
 
-        monkeypatch.setattr(os, "scandir", counted)
+            def stat(path: str) -> os.stat_result:
+                looked.append(path)
+                return real_stat(path)
+
+            with pytest.MonkeyPatch.context() as patch:  # a lookup made is a request made
+                patch.setattr(os, "stat", stat)
+                found = lookup(self, key)
+            if looked:
+                calls.append(key)
+            return found
+
+        monkeypatch.setattr(FileStorage, "_siblings", counted)
 
         def put_file(key: str) -> None:
             (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / key).write_bytes(b"x")
 
-        yield Store("folder", put_file, lambda: FileStorage(tmp_path), lambda: len(scans))
+        yield Store("folder", put_file, lambda: FileStorage(tmp_path), lambda: len(calls))
         return
     server = request.getfixturevalue(f"{request.param}_server")
     prefix = f"siblings{next(_prefixes)}/"
@@ -217,6 +229,35 @@ def test_a_name_without_a_stem_asks_nothing(store: Store) -> None:
 
 
 # --- a folder ----------------------------------------------------------------------------
+
+
+def test_a_large_folder_is_never_scanned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's folder may hold 100,000 images: a missing name costs at most seven lookups,
+    not a scan of them all."""
+    folder = tmp_path / "public" / "alice"
+    folder.mkdir(parents=True)
+    (tmp_path / "private").mkdir()
+    for number in range(3000):
+        (folder / f"img{number}.jpg").write_bytes(b"")
+    (folder / "photo.gif").write_bytes(b"x")
+    looked: list[str] = []
+    real_stat = os.stat
+
+    def counted_stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        looked.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    def no_scan(path: Any) -> Any:
+        raise AssertionError(f"scanned {path}")
+
+    monkeypatch.setattr(os, "stat", counted_stat)
+    monkeypatch.setattr(os, "scandir", no_scan)
+    found = siblings(
+        Store("folder", lambda _: None, lambda: FileStorage(tmp_path), lambda: 0),
+        "public/alice/photo.webp",
+    )
+    assert found == [["public/alice/photo.gif"]]
+    assert 0 < len(looked) <= len(SOURCE_PREFERENCE)
 
 
 def test_a_folder_never_counts_what_resolves_outside_its_visibility(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -372,3 +374,47 @@ def test_concurrent_requests_for_an_unprocessable_variant_fail_once(world: World
     assert [a.status_code for a in answers] == [422] * 6
     assert {a.json()["error"]["code"] for a in answers} == {"UNPROCESSABLE_IMAGE"}
     assert transforms_made(base, "jpeg", "unprocessable") == 1, "the followers share the 422"
+
+
+def noise(width: int, height: int) -> bytes:
+    """A PNG that does not compress: its variants are megabytes."""
+    bands = [pyvips.Image.gaussnoise(width, height, mean=128, sigma=60) for _ in range(3)]
+    return encoded(bands[0].bandjoin(bands[1:]).cast("uchar").copy(interpretation="srgb"))
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_a_reader_that_stops_a_large_variant_is_cut_off(world: World) -> None:
+    """A variant is held in memory: it goes out a chunk at a time, each within the send
+    timeout, so a client that stops reading holds a chunk for half a second, not
+    megabytes for as long as it likes."""
+    world.put("public", "alice", "noise.png", noise(700, 700))
+    base = world.serve(EDGE_SEND_TIMEOUT="0.5", send_buffer=16384)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        length = len(get(client, "/i/alice/noise.png?q=80").content)
+    assert length > 1024 * 1024
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port)) as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.sendall(b"GET /i/alice/noise.png?q=80 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = len(conn.recv(1024))
+        time.sleep(2.5)  # reads nothing: the server gives up meanwhile
+        conn.settimeout(10)
+        while chunk := conn.recv(65536):
+            received += len(chunk)
+    assert received < length, "the connection was cut, not the whole variant sent"
+
+
+def test_odd_names_and_presets_are_client_errors(world: World) -> None:
+    world.put("public", "alice", "UP.JPG", encoded(quadrants(300, 200), "jpeg"))
+    deep = b"[" * 1500 + b"]" * 1500
+    world.put("presets", "alice", "deep.json", deep)
+    world.put("public", "alice", "noise.png", noise(300, 300))
+    base = world.serve(EDGE_TRANSFORM_MAX_OUTPUT_BYTES="64KiB")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        upper = get(client, "/i/alice/UP.JPG?w=30")
+        assert upper.status_code == 200 and upper.headers["content-type"] == "image/jpeg"
+        nested = get(client, "/i/alice/UP.JPG?p:deep")
+        assert nested.status_code == 400 and nested.json()["error"]["code"] == "BAD_REQUEST"
+        large = get(client, "/i/alice/noise.png?q=80")
+        assert large.status_code == 422, "over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
+        assert get(client, "/i/alice/noise.png?w=40").status_code == 200

@@ -38,6 +38,7 @@ from edge.responses import Header, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
 from edge.storage import Storage
+from edge.storage.base import CHUNK_BYTES
 from edge.transform import Limits, TransformPool
 
 log = logging.getLogger("edge")
@@ -84,6 +85,7 @@ class ImagePipeline:
             limits=Limits.from_settings(settings),
             presets=Presets(reader=self.reader, ttl=settings.cache_ttl),
             mode=settings.transforms,
+            max_output_bytes=settings.transform_max_output_bytes,
             metrics=metrics,
         )
         self.policy = policy or CachePolicy(
@@ -120,10 +122,13 @@ class ImagePipeline:
             record.outcome = "private" if found.private else "public"
             headers = self.headers.head(found, grant, request.path)
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-            if reply.body is None:  # small, or none: one message
+            if reply.body is None:  # held in memory (cached, or a variant)
                 body = b"" if request.head or reply.data is None else reply.data
-                await send({"type": "http.response.body", "body": body})
-                record.sent = len(body)
+                if len(body) <= CHUNK_BYTES:  # most images: one message
+                    await send({"type": "http.response.body", "body": body})
+                    record.sent = len(body)
+                else:  # a chunk at a time, each within the send timeout
+                    await self.streamer.send_held(body, send, record)
             else:
                 await self.streamer.stream(found, receive, send, record)
         finally:

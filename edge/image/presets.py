@@ -70,7 +70,7 @@ class Presets:
             return f"preset {name} is malformed"
         try:
             return parse_preset(data)
-        except (ValueError, BadRequest) as error:
+        except (ValueError, RecursionError, BadRequest) as error:
             why = error.reason if isinstance(error, BadRequest) else str(error)
             log.warning("preset %s is malformed: %s", key[:300], why[:300])
             return f"preset {name} is malformed"

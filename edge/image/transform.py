@@ -56,8 +56,10 @@ class Transformer:
         limits: Limits,
         presets: Presets,
         mode: Literal["on", "signed"],
+        max_output_bytes: int = 16 * 1024 * 1024,
         metrics: Metrics | None = None,
     ) -> None:
+        self.max_output_bytes = max_output_bytes
         self.metrics = metrics
         self.reader = reader
         self.cache = cache
@@ -111,9 +113,9 @@ class Transformer:
         """The variant's entry (``stat`` None when the folder holds no source), or a 304."""
         user = rest.partition("/")[0]
         resolved = await self.presets.resolve(user, asked, record) if asked.preset else asked
-        located = None
+        located, looked = None, False
         if request.conditions.if_none_match is not None:
-            located = await self._locate(folder, rest)
+            located, looked = await self._locate(folder, rest), True
             if located is not None:
                 etag = variant_etag(*located, resolved, output)
                 if none_match(request.conditions.if_none_match, etag):
@@ -122,7 +124,7 @@ class Transformer:
                     return Found(reply, key, folder == "private")
 
         async def make() -> Entry | None:
-            source = located or await self._locate(folder, rest)
+            source = located if looked else await self._locate(folder, rest)
             if source is None:
                 return self._keep(key, None, b"")
             source_key, stat = source
@@ -131,9 +133,16 @@ class Transformer:
                 raise UnprocessableImage(f"{source_key[:300]} is {stat.size} bytes, over {limit}")
 
             async def read() -> bytes:
-                return (await self.reader.whole(source_key, record, limit))[1]
+                nonlocal stat  # the validators of the very bytes transformed, for the ETag
+                stat, data = await self.reader.whole(source_key, record, limit)
+                return data
 
             rendered = await self._render(read, resolved, output)
+            if len(rendered.data) > self.max_output_bytes:
+                raise UnprocessableImage(
+                    f"output is {len(rendered.data)} bytes, over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
+                    f" ({self.max_output_bytes})"
+                )
             etag = variant_etag(source_key, stat, resolved, output)
             made = Stat(len(rendered.data), etag, stat.last_modified, MEDIA_TYPES[output])
             return self._keep(key, made, rendered.data)
@@ -177,7 +186,10 @@ class Transformer:
     def _keep(self, key: str, stat: Stat | None, data: bytes) -> Entry:
         """The cache's entry for the variant, or one of its own when the cache cannot keep
         it (too large, or no cache): a variant is always answered from an entry."""
-        entry = self.cache.put(key, stat, data) if self.cache is not None else None
+        cache = self.cache
+        entry = (
+            cache.put(key, stat, data, max_object_bytes=self.max_output_bytes) if cache else None
+        )
         if entry is None:
             whole = None if stat is None else Reply(200, stat, 0, stat.size - 1, None, data)
             entry = Entry(stat, data, 0.0, 0, whole)
@@ -209,4 +221,4 @@ def variant_etag(source_key: str, stat: Stat, transform: Transform, output: Outp
 
 
 def _output(path: str) -> OutputFormat | None:
-    return FORMATS.get(posixpath.splitext(path)[1])
+    return FORMATS.get(posixpath.splitext(path)[1].lower())  # photo.JPG is a JPEG too

@@ -156,8 +156,9 @@ class Storage(ABC):
         """The keys of the objects beside ``key`` (in its folder, not below) named its stem,
         a dot and an extension of :data:`SOURCE_PREFERENCE`, in that order, ``key`` itself
         left out: where a transform's source is looked for when ``key`` is not stored
-        (``photo.webp`` made from ``photo.jpg``). One storage request: one scan of the
-        folder, one ListObjectsV2. A folder that does not exist has none."""
+        (``photo.webp`` made from ``photo.jpg``). One storage request: a lookup of each
+        candidate name in the folder (never a scan), one ListObjectsV2. A folder that does
+        not exist has none."""
 
     @abstractmethod
     async def check(self) -> None:

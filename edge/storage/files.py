@@ -97,9 +97,11 @@ class FileStorage(Storage):
         return await asyncio.to_thread(self._siblings, key)
 
     def _siblings(self, key: str) -> list[str]:
-        """One scan of ``key``'s folder. A folder or an entry that resolves (through a
-        symlink) outside the visibility's own folder is not looked in or counted, as a read
-        would find nothing there; nor is anything but a regular file."""
+        """Each candidate name looked up in ``key``'s folder: at most seven lookups, however
+        many files the folder holds (a scan of a folder of 100,000 would take 50 ms a
+        request). A folder or a name that resolves (through a symlink) outside the
+        visibility's own folder is not counted, as a read would find nothing there; nor is
+        anything but a regular file."""
         directory, _, names = sibling_names(key)
         if not names:
             return []
@@ -108,26 +110,21 @@ class FileStorage(Storage):
         real = os.path.realpath(folder + rest)
         if not (real + os.sep).startswith(folder):
             return []
-        wanted, found = set(names), set()
-        try:
-            with os.scandir(real) as entries:
-                for entry in entries:
-                    if entry.name in wanted and _regular_inside(entry, folder):
-                        found.add(entry.name)
-        except OSError as error:
-            row = file_open_row(error)
-            if row is FILE_MISSING:  # no such folder: nothing in it
-                return []
-            raise row.exception(key=directory, detail=error.strerror) from None
-        return [directory + name for name in names if name in found]
-
-
-def _regular_inside(entry: os.DirEntry[str], folder: str) -> bool:
-    """A regular file (a symlink's target, if it is one) that lies inside ``folder``."""
-    if not entry.is_symlink():
-        return entry.is_file(follow_symlinks=False)
-    real = os.path.realpath(entry.path)
-    return real.startswith(folder) and os.path.isfile(real)
+        found = []
+        for name in names:
+            target = os.path.realpath(os.path.join(real, name))
+            if not target.startswith(folder):
+                continue
+            try:
+                info = os.stat(target)
+            except OSError as error:
+                row = file_open_row(error)
+                if row is FILE_MISSING:  # no such file, or no such folder
+                    continue
+                raise row.exception(key=directory + name, detail=error.strerror) from None
+            if stat_module.S_ISREG(info.st_mode):
+                found.append(directory + name)
+        return found
 
 
 class FileChunks:

@@ -140,14 +140,16 @@ class World:
             self.moto.delay = seconds
             self.stack.callback(setattr, self.moto, "delay", 0.0)
 
-    def serve(self, **overrides: str) -> str:
-        """Start a real uvicorn serving this world; return its base URL (stopped after the test)."""
+    def serve(self, *, send_buffer: int = 0, **overrides: str) -> str:
+        """Start a real uvicorn serving this world; return its base URL (stopped after the test).
+        ``send_buffer``: the kernel's send buffer of each client connection (see run_uvicorn)."""
         settings = self.settings(**overrides)
         storage: Storage | None = None
         if self.root is not None:
             self.counting = CountingStorage(FileStorage(self.root))
             storage = self.counting
-        return self.stack.enter_context(run_uvicorn(Edge(settings, storage=storage)))
+        app = Edge(settings, storage=storage)
+        return self.stack.enter_context(run_uvicorn(app, send_buffer=send_buffer))
 
     def sign(self, path: str, *, expires_in: int = 600, exp: int | None = None) -> str:
         import time
