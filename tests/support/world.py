@@ -88,6 +88,8 @@ class World:
     moto: MotoServer | None = None
     prefix: str = ""
     counting: CountingStorage | None = None
+    #: The kernel's send buffer of each client connection of the next serve() (run_uvicorn).
+    send_buffer: int = 0
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
@@ -140,16 +142,15 @@ class World:
             self.moto.delay = seconds
             self.stack.callback(setattr, self.moto, "delay", 0.0)
 
-    def serve(self, *, send_buffer: int = 0, **overrides: str) -> str:
-        """Start a real uvicorn serving this world; return its base URL (stopped after the test).
-        ``send_buffer``: the kernel's send buffer of each client connection (see run_uvicorn)."""
+    def serve(self, **overrides: str) -> str:
+        """Start a real uvicorn serving this world; return its base URL (stopped after the test)."""
         settings = self.settings(**overrides)
         storage: Storage | None = None
         if self.root is not None:
             self.counting = CountingStorage(FileStorage(self.root))
             storage = self.counting
         app = Edge(settings, storage=storage)
-        return self.stack.enter_context(run_uvicorn(app, send_buffer=send_buffer))
+        return self.stack.enter_context(run_uvicorn(app, send_buffer=self.send_buffer))
 
     def sign(self, path: str, *, expires_in: int = 600, exp: int | None = None) -> str:
         import time
