@@ -41,6 +41,11 @@ def parse_duration(name: str, text: str) -> float:
     return value
 
 
+def parse_optional_duration(name: str, text: str) -> float | None:
+    """:func:`parse_duration`, or None when empty (another setting's value then applies)."""
+    return parse_duration(name, text) if text else None
+
+
 def parse_bytes(name: str, text: str) -> int:
     """Bytes: a whole number, optionally with KiB, MiB or GiB."""
     number = text.rstrip("BbIiKkMmGg ")

@@ -25,6 +25,7 @@ from edge.config_parsers import (
     parse_header_name,
     parse_hosts,
     parse_metrics,
+    parse_optional_duration,
     parse_optional_text,
     parse_optional_url,
     parse_pixels,
@@ -280,12 +281,12 @@ class Settings:
         " cores / workers threads per transform); `auto` is the number of cores the process may"
         " run on.",
     )
-    transform_queue_timeout: float = var(
-        "1",
-        parse_duration,
+    transform_queue_timeout: float | None = var(
+        "",
+        parse_optional_duration,
         TRANSFORMS,
         "Seconds a request waits for a transform worker before `503 OVERLOADED` with"
-        " `Retry-After`.",
+        " `Retry-After`; empty: `EDGE_QUEUE_TIMEOUT`, the wait for a storage read slot.",
     )
 
     max_connections: int = var(

@@ -114,7 +114,10 @@ def test_libvips_threads_are_the_cores_shared_among_workers(workers: int) -> Non
 
 def test_the_pool_is_sized_from_the_settings() -> None:
     default = TransformPool.from_settings(Settings.from_env({}))
-    assert default.workers == len(os.sched_getaffinity(0)) and default.wait == 1.0
+    assert default.workers == len(os.sched_getaffinity(0)) and default.wait == 0.5
+    storage_wait = TransformPool.from_settings(Settings.from_env({"EDGE_QUEUE_TIMEOUT": "2"}))
+    assert storage_wait.wait == 2.0, "EDGE_QUEUE_TIMEOUT, unless the transforms' own is set"
+    storage_wait.close()
     pool = TransformPool.from_settings(
         Settings.from_env({"EDGE_TRANSFORM_WORKERS": "3", "EDGE_TRANSFORM_QUEUE_TIMEOUT": "0.2"})
     )

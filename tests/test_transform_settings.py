@@ -20,7 +20,7 @@ def test_the_defaults() -> None:
         max_frames=100,
     )
     assert settings.transform_workers == len(os.sched_getaffinity(0))
-    assert settings.transform_queue_timeout == 1.0
+    assert settings.transform_queue_timeout is None  # EDGE_QUEUE_TIMEOUT's, 0.5
 
 
 def test_values_are_read() -> None:

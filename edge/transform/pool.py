@@ -40,7 +40,10 @@ class TransformPool:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformPool:
-        return cls(settings.transform_workers, wait=settings.transform_queue_timeout)
+        wait = settings.transform_queue_timeout
+        return cls(
+            settings.transform_workers, wait=settings.queue_timeout if wait is None else wait
+        )
 
     async def run(
         self,
