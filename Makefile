@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# make demo's port: make demo PORT=8081 for another.
+PORT ?= 8080
 BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 S3RVER_DEPS := tests/s3rver/node_modules/.package-lock.json
 NODE_DEPS := $(BROWSER_DEPS) $(S3RVER_DEPS)
@@ -26,7 +28,7 @@ $(S3RVER_DEPS): tests/s3rver/package-lock.json
 install: $(STAMP) $(NODE_DEPS)
 
 demo: $(STAMP)
-	$(BIN)/edge demo
+	$(BIN)/edge demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

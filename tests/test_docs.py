@@ -1,26 +1,36 @@
-"""The guide cannot drift from the code: generated tables, codes, links, and recipes that run."""
+"""The guide cannot drift from the code: generated tables, codes, links, and a contract that
+stands on its own (the recipes that run are tests/test_recipes.py)."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
-import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from edge import errors
 from edge.settings import markdown_table
-from edge.signing import Verifier, check_url
 from edge.storage import failure_docs, failures
-from tests.support.servers import run_uvicorn
-from tests.support.world import KEYS
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 GUIDE = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), ROOT / "bench" / "README.md"]
+#: The names of the repository's Markdown files.
+MARKDOWN_NAMES = {
+    path.name for path in ROOT.rglob("*.md") if not {"node_modules", ".venv"} & set(path.parts)
+}
+#: Every text that may point a reader somewhere: the guides, the example, the package's
+#: docstrings and comments, the signers, the deploy files (the changelog's history is
+#: left as it was written).
+POINTERS = [
+    *GUIDE,
+    *sorted(DOCS.glob("examples/*.py")),
+    *sorted((ROOT / "edge").rglob("*.py")),
+    *sorted(p for p in (ROOT / "signers").rglob("*") if p.suffix in {".mjs", ".mts", ".go", ".rs"}),
+    *sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file()),
+    ROOT / "Makefile",
+    ROOT / "pyproject.toml",
+]
 
 
 def block(path: Path, language: str) -> str:
@@ -63,32 +73,6 @@ def test_relative_links_resolve(doc: Path) -> None:
         assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
 
 
-def test_api_endpoint_example_mints_urls_the_edge_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_SIGNING_KEYS", KEYS)
-    monkeypatch.syspath_prepend(str(DOCS / "examples"))
-    example = importlib.import_module("signed_url_endpoint")
-    app = Starlette(
-        routes=[Route("/api/v1/images/{id}/signed-url", example.signed_url, methods=["POST"])]
-    )
-    with run_uvicorn(app) as base, httpx.Client(base_url=base) as client:
-        ok = client.post(
-            "/api/v1/images/img_1/signed-url", headers={"x-user": "bob"}, json={"expires_in": 60}
-        )
-        assert ok.status_code == 200
-        url = ok.json()["url"].removeprefix("https://img.example.com")
-        outcome = check_url(url, Verifier(example.SETTINGS.signing_keys, max_ttl=3600))
-        assert outcome.result == "VALID" and url.startswith("/i/bob/albums/2026/caf%C3%A9.png?")
-        stranger = client.post("/api/v1/images/img_1/signed-url", headers={"x-user": "eve"})
-        missing = client.post("/api/v1/images/nope/signed-url", headers={"x-user": "bob"})
-        assert (
-            stranger.status_code == missing.status_code == 404 and stranger.json() == missing.json()
-        )
-        too_long = client.post(
-            "/api/v1/images/img_1/signed-url", headers={"x-user": "bob"}, json={"expires_in": 10**8}
-        )
-        assert too_long.status_code == 400
-
-
 def test_deployment_guide_names_every_deploy_file() -> None:
     guide = (DOCS / "deployment.md").read_text(encoding="utf-8")
     for path in sorted((ROOT / "deploy").rglob("*")):
@@ -123,3 +107,36 @@ def test_the_architecture_names_every_pipeline_step_module() -> None:
     for step in sorted((ROOT / "edge" / "image").glob("*.py")):
         if step.name != "__init__.py":
             assert f"`edge/image/{step.name}`" in text, step.name
+
+
+@pytest.mark.parametrize("doc", POINTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_doc_points_outside_the_repository(doc: Path) -> None:
+    """The repository's docs are the whole contract: no text sends a reader to a file the
+    repository does not hold (a ``../shared/spec`` beside it, "the authoritative text",
+    "the spec"): every Markdown file named exists here, and no relative path climbs out."""
+    text = doc.read_text(encoding="utf-8")
+    outside = [
+        name
+        for name in re.findall(r"(?<![\w/.:-])([\w./-]*[\w-]\.md)\b", text)
+        if not any((base / name).resolve().is_file() for base in (doc.parent, ROOT))
+        and not ("/" not in name and name in MARKDOWN_NAMES)  # a bare name, as a link's text
+    ]
+    climbing = [
+        path
+        for path in re.findall(r"(?<![\w.])((?:\.\./)+[\w.-]*)", text)
+        if not (doc.parent / path).resolve().is_relative_to(ROOT)
+    ]
+    assert not outside and not climbing, f"points outside the repository: {outside + climbing}"
+    if doc.suffix == ".md":
+        words = re.findall(r"\b(?:authoritative|spec|spec's|specification)\b", text, re.I)
+        assert not words, f"names a text the repository does not hold: {words}"
+
+
+def test_the_contract_stands_on_its_own() -> None:
+    """docs/signed-urls.md states the URL, the transform parameters and what is signed, and
+    says where the vectors are in the repository."""
+    text = (DOCS / "signed-urls.md").read_text(encoding="utf-8")
+    for section in ("## The URL", "## Transform parameters", "## What is signed", "## Keys"):
+        assert f"\n{section}\n" in text, section
+    for vectors in ("tests/data/vectors.json", "tests/data/vectors-transforms.json"):
+        assert f"`{vectors}`" in text and (ROOT / vectors).is_file(), vectors

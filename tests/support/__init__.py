@@ -7,6 +7,8 @@ other, and conftest.py holds only the fixtures, built from these helpers.
 - ``servers``: moto's S3, s3rver and uvicorn on loopback ports; sockets and files held open
 - ``client``: requests as a test sends them, and the shape of an error answer
 - ``nginx``: real nginx running a shipped config from deploy/nginx/
+- ``console``: the docs' ``$ `` commands, run as written (free ports, a user who is not
+  root for the commands that must need none)
 - ``faults``, ``stores``, ``tls``, ``canned``: a fault proxy in front of moto, loopback
   stores that play canned S3 answers, a test certificate authority
 - ``fault_rig``, ``s3_faults``, ``folder_faults``: every row of the storage failure table
