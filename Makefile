@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What running needs (the runtime dependencies), and everything the checks need besides.
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 # make demo's port: make demo PORT=8081 for another.
 PORT ?= 8080
@@ -11,11 +13,17 @@ NODE_DEPS := $(BROWSER_DEPS) $(S3RVER_DEPS)
 
 .PHONY: install demo test lint bench bench-log bench-instructions reliability clean
 
+$(RUNTIME): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(RUNTIME) $(STAMP)
 
 # playwright-core drives Debian's Chromium; it downloads no browser.
 $(BROWSER_DEPS): tests/browser/package-lock.json
@@ -27,7 +35,7 @@ $(S3RVER_DEPS): tests/s3rver/package-lock.json
 
 install: $(STAMP) $(NODE_DEPS)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/edge demo --port $(PORT)
 
 lint: $(STAMP)

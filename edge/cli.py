@@ -8,9 +8,12 @@ a traceback and never key material.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
+import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +23,7 @@ from typing import Any
 
 from edge.errors import BadRequest, ConfigError
 from edge.keys import Key, generate
-from edge.paths import quote_path
+from edge.paths import decode_path, quote_path
 from edge.settings import Settings
 from edge.signing import Verifier, check_url, sign_url
 from edge.storage import open_storage
@@ -46,10 +49,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="edge",
+        description=_plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    keygen = commands.add_parser("keygen", help="print a new keyring entry")
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a new keyring entry, ready for EDGE_SIGNING_KEYS",
+        description=(
+            "Print one new keyring entry on stdout, alone, so that\n"
+            '  export EDGE_SIGNING_KEYS="$(edge keygen)"\n'
+            "works as typed. hs256: the shared secret, for edges and signers alike.\n"
+            "ed25519: the signing entry, for signers only; the verify-only ed25519-pub\n"
+            "entry that the edges need is printed on stderr, with which line goes where."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     keygen.add_argument("--alg", choices=("hs256", "ed25519"), default="hs256")
     keygen.add_argument(
         "--kid", help="key id (default: k + today's date, e.g. k20261125, handy for rotation)"
@@ -57,10 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.set_defaults(run=run_keygen)
 
     sign = commands.add_parser("sign", help="print a signed URL for a decoded path")
-    sign.add_argument("path", metavar="PATH", help="decoded path, e.g. /i/bob/café.png")
+    sign.add_argument(
+        "path",
+        metavar="PATH",
+        help="decoded path, e.g. /i/bob/café.png (edge sign percent-encodes it; an"
+        " already encoded one, /i/bob/caf%%C3%%A9.png, is refused)",
+    )
     expiry = sign.add_mutually_exclusive_group(required=True)
     expiry.add_argument("--expires-in", type=_whole, metavar="SECONDS")
     expiry.add_argument("--expires-at", type=_whole, metavar="UNIX")
+    sign.add_argument(
+        "--allow-expired",
+        action="store_true",
+        help="sign an expiry that is already past (test data, vectors) instead of refusing it",
+    )
+    sign.add_argument(
+        "--literal-percent",
+        action="store_true",
+        help="PATH really holds '%%' and two hex digits in a name: encode that '%%' as %%25"
+        " instead of refusing PATH as already percent-encoded",
+    )
     sign.add_argument("--kid", help="sign with this key and put kid= in the URL")
     sign.add_argument("--base-url", help="prefix, e.g. https://img.example.com")
     sign.add_argument(
@@ -94,6 +128,11 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080)
 
 
+def _plain(text: str) -> str:
+    """Docstring text as help shows it: without reStructuredText's double backquotes."""
+    return text.replace("``", "")
+
+
 def _whole(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"expected a whole number of seconds, got {text!r}")
@@ -108,13 +147,16 @@ def _load_keyring_settings() -> Settings:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
+    """One entry on stdout, alone, so that ``EDGE_SIGNING_KEYS="$(edge keygen)"`` works;
+    for ed25519 the verify-only entry the edges need goes to stderr, said as such."""
     kid = args.kid or datetime.now(UTC).strftime("k%Y%m%d")
     entries = generate(args.alg, kid)
-    for entry in entries:
-        print(entry)
+    print(entries[0], flush=True)
     if args.alg == "ed25519":
         print(
-            "# line 1: signing entry, for signers only; line 2: ed25519-pub entry for the edges",
+            f"edge keygen: stdout holds {kid}:ed25519:…, the signing entry: EDGE_SIGNING_KEYS"
+            " on signers only (secret).\nedge keygen: the edges need only this verify-only"
+            f" entry (public) in their EDGE_SIGNING_KEYS:\n{entries[1]}",
             file=sys.stderr,
         )
     return EXIT_OK
@@ -138,8 +180,20 @@ def run_sign(args: argparse.Namespace) -> int:
         transform_from_pairs(transform)
     except BadRequest as error:
         raise UsageError(f"--transform: {error.reason}") from None
+    if not args.literal_percent:
+        _refuse_encoded(args.path)
     now = int(time.time())
     exp = now + args.expires_in if args.expires_at is None else args.expires_at
+    if exp <= now and not args.allow_expired:
+        given = (
+            f"--expires-at {exp} is {now - exp} s in the past"
+            if args.expires_at is not None
+            else f"--expires-in {args.expires_in} expires at once"
+        )
+        raise UsageError(
+            f"{given}: every edge would answer 403 SIGNATURE_EXPIRED"
+            " (add --allow-expired to make such a URL on purpose)"
+        )
     if settings.max_ttl and exp - now > settings.max_ttl:
         raise UsageError(
             f"exp is {exp - now} s ahead; edges reject URLs beyond EDGE_MAX_TTL={settings.max_ttl}"
@@ -156,6 +210,26 @@ def run_sign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: A percent sign and two hex digits: what an already encoded path holds.
+_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _refuse_encoded(path: str) -> None:
+    """Refuse a PATH that looks percent-encoded: signing would encode it again (``%C3``
+    becoming ``%25C3``), and the URL would name another file."""
+    escape = _ESCAPES.search(path)
+    if escape is None:
+        return
+    try:
+        decoded = f"give it decoded, {decode_path(path.encode('utf-8'))!r}"
+    except BadRequest:
+        decoded = "give it decoded (edge sign encodes it)"
+    raise UsageError(
+        f"PATH looks percent-encoded already ({escape.group()!r}): {decoded}, or add"
+        f" --literal-percent if the name really holds {escape.group()!r}"
+    )
+
+
 def run_verify(args: argparse.Namespace) -> int:
     settings = _load_keyring_settings()
     clock = time.time if args.now is None else (lambda: float(args.now))
@@ -168,12 +242,45 @@ def run_verify(args: argparse.Namespace) -> int:
     outcome = check_url(args.url, verifier)
     print(outcome.result)
     print(outcome.explanation)
+    for hint in _verify_hints(args.url, verifier):
+        print(f"hint: {hint}")
     return EXIT_OK if outcome.result in ("VALID", "UNSIGNED") else EXIT_REJECTED
+
+
+#: Verdicts that mean the signature itself matched a key.
+_GENUINE = ("VALID", "SIGNATURE_EXPIRED")
+
+
+def _verify_hints(url: str, verifier: Verifier) -> list[str]:
+    """Copying mistakes ``edge verify`` recognises: ``&amp;`` from a page's HTML source,
+    and ``+`` written for a space in the path. Each hint says what the URL would be
+    judged once corrected (the verdict above stays the URL's as given)."""
+    hints = []
+    before, mark, after = url.partition("?")
+    if "&amp;" in after:
+        after = after.replace("&amp;", "&")
+        fixed = check_url(before + mark + after, verifier).result
+        hints.append(
+            "the URL holds '&amp;', HTML's escape for '&' (copied from a page's source?);"
+            f" a browser sends '&', and with '&' this URL is {fixed}"
+        )
+    path = before.partition("#")[0]
+    if "+" in path and check_url(before + mark + after, verifier).result == "SIGNATURE_INVALID":
+        spaced = before.replace("+", "%20") + mark + after
+        fixed = check_url(spaced, verifier).result
+        if fixed in _GENUINE:
+            hints.append(
+                f"{'also, ' if hints else ''}a '+' in a path is a plus sign, not a space (only"
+                " form-encoded queries use '+' for spaces): with %20 for each '+' the"
+                f" signature matches, {fixed}"
+            )
+    return hints
 
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     open_storage(settings.storage, settings.s3)  # a missing folder: one line here, no traceback
+    _check_server(args, workers=args.workers, settings=settings)
     _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
     return EXIT_OK
 
@@ -184,7 +291,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from edge.samples import write_demo_folder
 
     folder = Path(args.folder).resolve()
-    paths = write_demo_folder(folder)
     keys = os.environ.get("EDGE_SIGNING_KEYS") or generate("hs256", "demo")[0]
     settings = Settings.from_env(
         {**os.environ, "EDGE_STORAGE": str(folder), "EDGE_SIGNING_KEYS": keys}
@@ -192,6 +298,10 @@ def run_demo(args: argparse.Namespace) -> int:
     key = parse_keyring(keys).signing_key
     if key is None:
         raise ConfigError("EDGE_SIGNING_KEYS holds no key that can sign")
+    # Before anything is written or printed: URLs printed for a server that then cannot
+    # start would reach whatever holds the port.
+    _check_server(args, workers=1, settings=settings)
+    paths = write_demo_folder(folder)
     base = f"http://{args.host}:{args.port}"
     print(f"edge demo: samples in {folder}, ephemeral key 'demo' (not saved)")
     signed = ""
@@ -248,15 +358,72 @@ def demo_urls(paths: dict[str, str], key: Key, now: int) -> list[tuple[str, list
     return [("Stored images:", stored), ("Transforms (docs/transforms.md):", transforms)]
 
 
+def _check_server(args: argparse.Namespace, *, workers: int, settings: Settings) -> None:
+    """What would stop the server once started, refused first in one line each: settings
+    that cannot work with these options, too low an open-files limit, a port in use."""
+    from edge.server import fit_open_files
+
+    settings.check_server(port=args.port, workers=workers)
+    fit_open_files(settings)
+    _check_port(args.host, args.port, name="port", retry="--port {}")
+    if isinstance(settings.metrics, int):
+        _check_port(
+            _EVERY_ADDRESS, settings.metrics, name="EDGE_METRICS: port", retry="EDGE_METRICS={}"
+        )
+
+
+_EVERY_ADDRESS = "0.0.0.0"  # noqa: S104  (where prometheus_client's metrics server listens)
+
+
+def _check_port(host: str, port: int, *, name: str, retry: str) -> None:
+    """Refuse a port the server could not listen on, before uvicorn tries and prints its
+    multi-line error: ``edge: port 8080 is in use (try --port 8081)``."""
+    try:
+        _bind_and_release(host, port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            near = range(port + 1, min(port + 100, 65535) + 1)
+            free = next((other for other in near if _free(host, other)), None)
+            hint = f"try {retry.format(free)}" if free else "no port above it is free either"
+            raise UsageError(f"{name} {port} is in use ({hint})") from None
+        why = error.strerror or str(error)
+        if error.errno == errno.EACCES and port < 1024:
+            why += " (ports below 1024 need privileges)"
+        raise UsageError(f"{name} {port}: cannot listen on {host}: {why}") from None
+
+
+def _free(host: str, port: int) -> bool:
+    try:
+        _bind_and_release(host, port)
+    except OSError:
+        return False
+    return True
+
+
+def _bind_and_release(host: str, port: int) -> None:
+    """Bind every address ``host`` names as uvicorn's listener will (``SO_REUSEADDR``, IPv6
+    sockets IPv6-only, as asyncio's ``create_server`` does), then let go; raise OSError."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    held = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            held.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def _run_uvicorn(app: Any, args: argparse.Namespace, *, workers: int, settings: Settings) -> None:
     import uvicorn
 
     from edge.app import UVICORN_OPTIONS
     from edge.logwriter import install_logging
-    from edge.server import fit_open_files
 
-    settings.check_server(port=args.port, workers=workers)
-    fit_open_files(settings)  # a limit too low is a one-line error, before anything starts
     install_logging()
     # uvicorn drains connections on SIGTERM, then re-raises the signal once done;
     # with this handler in place that ends in a normal return: a requested stop exits 0.

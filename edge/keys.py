@@ -170,32 +170,88 @@ def make_key(kid: str, alg: str, material: bytes) -> Key:
 
 
 def parse_keyring(text: str, *, variable: str = "EDGE_SIGNING_KEYS") -> Keyring:
-    """Parse ``kid:alg:key[,...]``; errors name variable, entry position and kid, no material."""
-    if not text.strip():
+    """Parse ``kid:alg:key[,...]``; errors name variable, entry position and kid, no material.
+
+    What is harmless is tolerated: whitespace and line breaks around the value or an
+    entry, empty entries (a trailing comma), and one pair of quotes around the whole value
+    or an entry (a ``.env`` file read as is). Each error says what it saw, described
+    without the key material (a mis-ordered entry may hold the key in any field), and
+    what it expected.
+    """
+    text = _unquote(text)
+    if not text:
         return Keyring()
     keys: list[Key] = []
-    for position, entry in enumerate(text.split(","), start=1):
-        parts = entry.strip().split(":")
+    seen: dict[str, int] = {}  # kid -> its entry's position
+    for position, written in enumerate(text.split(","), start=1):
+        entry = _unquote(written)
+        if not entry:
+            continue  # a trailing comma, or two in a row
         where = f"{variable}: entry {position}"
+        parts = entry.split(":")
         if len(parts) != 3:
-            raise ConfigError(f"{where}: expected kid:alg:key")
-        kid, alg, material = parts
+            raise ConfigError(f"{where}: expected kid:alg:key, saw {_describe_fields(entry)}")
+        kid, alg, material = (part.strip() for part in parts)
         if not KID.fullmatch(kid):
-            raise ConfigError(f"{where}: kid must be 1 to 32 characters of A-Z a-z 0-9 _ -")
+            raise ConfigError(
+                f"{where}: kid must be 1 to 32 characters of A-Z a-z 0-9 _ -, "
+                f"saw {_describe(kid)}{_ORDER if len(kid) > 32 else ''}"
+            )
         where = f"{where} (kid {kid!r})"
-        if any(key.kid == kid for key in keys):
-            raise ConfigError(f"{where}: duplicate kid")
-        if alg not in ALGORITHMS:  # not echoed: a mis-ordered entry would put the secret there
-            raise ConfigError(f"{where}: unknown alg, expected one of {', '.join(ALGORITHMS)}")
+        if kid in seen:
+            raise ConfigError(f"{where}: duplicate kid, entry {seen[kid]} has it too")
+        seen[kid] = position
+        if alg.lower() in ALGORITHMS and alg not in ALGORITHMS:
+            raise ConfigError(f"{where}: alg is lower case, {alg.lower()!r}, saw {alg!r}")
+        if alg not in ALGORITHMS:  # not echoed: a mis-ordered entry would put the secret here
+            raise ConfigError(
+                f"{where}: unknown alg, expected one of {', '.join(ALGORITHMS)}, "
+                f"saw {_describe(alg)}{_ORDER if len(alg) > 32 else ''}"
+            )
         try:
             raw = b64url_decode(material)
         except ValueError:
-            raise ConfigError(f"{where}: key is not valid base64url") from None
+            raise ConfigError(
+                f"{where}: key is not valid base64url (A-Z a-z 0-9 - _, padding optional), "
+                f"saw {_describe(material)}"
+            ) from None
         try:
             keys.append(make_key(kid, alg, raw))
         except ValueError as error:
             raise ConfigError(f"{where}: {error}") from None
     return Keyring(tuple(keys))
+
+
+_QUOTES = ('"', "'")
+_ORDER = " (the key in this field? the order is kid:alg:key)"
+
+
+def _unquote(text: str) -> str:
+    """``text`` without surrounding whitespace and one pair of matching quotes."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in _QUOTES:
+        text = text[1:-1].strip()
+    return text
+
+
+def _describe_fields(entry: str) -> str:
+    """How an entry that is not three fields looks, without any field's text."""
+    fields = entry.count(":") + 1
+    seen = f"{fields} fields separated by ':'" if fields > 1 else "no ':' at all (a bare key?)"
+    lines = entry.count("\n") + 1
+    if lines > 1:
+        return f"{seen}, over {lines} lines (entries are separated by ',', not line breaks)"
+    return seen
+
+
+def _describe(field: str) -> str:
+    """A field described without its text: its length and any characters out of place."""
+    if not field:
+        return "nothing"
+    odd = sorted({c for c in field if not (c.isascii() and (c.isalnum() or c in "-_="))})
+    shown = ", ".join(repr(c) for c in odd[:5])
+    held = f" holding {shown}" if odd else ""
+    return f"{len(field)} character{'s' if len(field) > 1 else ''}{held}"
 
 
 def generate(alg: str, kid: str) -> Sequence[str]:

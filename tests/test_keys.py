@@ -28,8 +28,7 @@ SEED = b64url_encode(bytes(range(100, 132)))
             "entry 1 (kid 'a'): ed25519 private seed is 16 bytes, it must be 32",
         ),
         (f"a:ed25519-pub:{SECRET}x", "entry 1 (kid 'a'): ed25519-pub public key is 33 bytes"),
-        (f"a:hs256:{SECRET},", "entry 2: expected kid:alg:key"),
-        (SECRET, "entry 1: expected kid:alg:key"),
+        (SECRET, "entry 1: expected kid:alg:key, saw no ':' at all (a bare key?)"),
         (f"bad kid:hs256:{SECRET}", "entry 1: kid must be 1 to 32 characters"),
         (f"{'k' * 33}:hs256:{SECRET}", "entry 1: kid must be 1 to 32 characters"),
     ],
@@ -43,6 +42,62 @@ def test_bad_entries_are_named_without_material(text: str, expected: str) -> Non
     for secret in (SECRET, SHORT, SEED):
         assert secret not in message
         assert secret[:12] not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # keygen's old two-line ed25519 output, captured whole by "$(...)"
+        (
+            f"e:ed25519:{SEED}\ne:ed25519-pub:{SECRET}",
+            "entry 1: expected kid:alg:key, saw 5 fields separated by ':', over 2 lines"
+            " (entries are separated by ',', not line breaks)",
+        ),
+        (f"a:hs256:{SECRET}:x", "entry 1: expected kid:alg:key, saw 4 fields separated by ':'"),
+        (
+            f'"a:hs256:{SECRET}',
+            "entry 1: kid must be 1 to 32 characters of A-Z a-z 0-9 _ -, saw"
+            " 2 characters holding '\"'",
+        ),
+        (
+            f"{SECRET}:hs256:a",
+            "saw 43 characters (the key in this field? the order is kid:alg:key)",
+        ),
+        (f"a:{SECRET}:hs256", "unknown alg, expected one of hs256, ed25519, ed25519-pub, saw 43"),
+        (f"a:HS256:{SECRET}", "entry 1 (kid 'a'): alg is lower case, 'hs256', saw 'HS256'"),
+        (
+            f"a:hs256:{SECRET}+/",
+            "key is not valid base64url (A-Z a-z 0-9 - _, padding optional),"
+            " saw 45 characters holding '+', '/'",
+        ),
+        (f"a:hs256:{SECRET},,a:hs256:{SECRET}", "entry 3 (kid 'a'): duplicate kid, entry 1 has it"),
+    ],
+)
+def test_errors_say_what_they_saw_and_what_they_expected(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_keyring(text)
+    message = str(caught.value)
+    assert message.startswith("EDGE_SIGNING_KEYS: ") and expected in message, message
+    for secret in (SECRET, SEED):
+        assert secret[:8] not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"a:hs256:{SECRET},",  # a trailing comma
+        f",a:hs256:{SECRET},,",
+        f"\n  a:hs256:{SECRET}\n",  # a heredoc's or a file's line breaks
+        f'"a:hs256:{SECRET}"',  # a .env file read as is (docker --env-file)
+        f"'a:hs256:{SECRET}'",
+        f' "a:hs256:{SECRET}" ,',
+        f"a : hs256 : {SECRET}",
+    ],
+)
+def test_harmless_slips_are_tolerated(text: str) -> None:
+    keys = parse_keyring(text)
+    assert [key.kid for key in keys] == ["a"]
+    assert keys.by_kid["a"] == parse_keyring(f"a:hs256:{SECRET}").by_kid["a"]
 
 
 def test_keyring_order_whitespace_and_padding() -> None:

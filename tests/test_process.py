@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,6 +97,76 @@ def check_demo_answer(
     if label.startswith("preset"):
         spelled = client.get(url.replace("p:thumbnail", "w=200&h=200&fit=cover&q=70"))
         assert spelled.content == response.content, "the preset is its parameters"
+
+
+@pytest.mark.parametrize(
+    ("command", "metrics", "start"),
+    [
+        ("demo", False, "port {held} is in use (try --port "),
+        ("serve", False, "port {held} is in use (try --port "),
+        ("serve", True, "EDGE_METRICS: port {held} is in use (try EDGE_METRICS="),
+    ],
+    ids=["demo", "serve", "serve-metrics"],
+)
+def test_a_port_in_use_is_one_line_before_anything_else(
+    tmp_path: Path, command: str, metrics: bool, start: str
+) -> None:
+    """The port is tried as uvicorn will bind it before anything is written or printed:
+    no samples, no URLs that would reach whatever holds the port, no uvicorn traceback."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        port = free_port() if metrics else held
+        env = (
+            clean_env(EDGE_STORAGE=str(populated(tmp_path))) if command == "serve" else clean_env()
+        )
+        if metrics:
+            env["EDGE_METRICS"] = str(held)
+        done = subprocess.run(
+            [*EDGE, command, "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.startswith(f"edge: {start.format(held=held)}"), done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.endswith(")\n"), done.stderr
+    suggested = int(re.findall(r"\d+", done.stderr)[-1])
+    assert suggested > held
+    assert not (tmp_path / "demo-images").exists()
+
+
+@pytest.mark.parametrize("alg", ["hs256", "ed25519"])
+def test_keygen_output_is_a_keyring_as_typed(tmp_path: Path, alg: str) -> None:
+    """The natural thing to type, in a shell: the captured output is the signers' keyring,
+    and the entry stderr names for the edges verifies what it signs."""
+    script = f"""
+        set -eu
+        edge() {{ "$PYTHON" -m edge.cli "$@"; }}
+        export EDGE_SIGNING_KEYS="$(edge keygen --alg {alg} --kid k1 2>for-edges.txt)"
+        url="$(edge sign /i/bob/photo.png --expires-in 600)"
+        if [ {alg} = ed25519 ]; then
+            EDGE_SIGNING_KEYS="$(grep '^k1:ed25519-pub:' for-edges.txt)"
+        fi
+        EDGE_SIGNING_KEYS="$EDGE_SIGNING_KEYS" edge verify "$url"
+    """
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env=clean_env(PYTHON=sys.executable),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "VALID", done.stdout
+    assert "signed by key 'k1'" in done.stdout
 
 
 def test_serve_without_a_folder_is_a_one_line_error(tmp_path: Path) -> None:
