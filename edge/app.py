@@ -61,9 +61,15 @@ class Readiness:
     get the last answer, so a probe storm never becomes a storage storm."""
 
     def __init__(
-        self, storage: Storage, *, interval: float, clock: Callable[[], float] = time.monotonic
+        self,
+        storage: Storage,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.storage, self.interval, self.clock = storage, interval, clock
+        self.metrics = metrics  # its edge_ready gauge shows the last answer
         self._checked_at = -float("inf")
         self._error: EdgeError | None = None
         self._lock = asyncio.Lock()
@@ -81,6 +87,8 @@ class Readiness:
                     self._error = error
                 if self._error is not None:
                     log.warning("storage not ready: %s", self._error.reason)
+                if self.metrics is not None:
+                    self.metrics.stats.ready = self._error is None
                 self._checked_at = self.clock()
             return self._error
 
@@ -117,7 +125,9 @@ class Edge:
             self.metrics.watch_cache(self.images.cache)
         self.auth = AuthHandler(verifier, policy, settings)
         self.bare_hosts = settings.bare_hosts
-        self.readiness = Readiness(self.storage, interval=settings.ready_interval)
+        self.readiness = Readiness(
+            self.storage, interval=settings.ready_interval, metrics=self.metrics
+        )
         routes = [Route("/healthz", self.healthz), Route("/readyz", self.readyz)]
         if settings.metrics in ("on", "local"):
             routes.append(Route("/metrics", self.metrics_page))

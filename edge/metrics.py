@@ -37,6 +37,8 @@ class RequestStats:
         self.rejected: dict[str, int] = {}
         #: Storage reads resumed after a client paused its download (ImageHandler._stream).
         self.resumed = 0
+        #: The last readiness check's answer (edge.app.Readiness); None until one has run.
+        self.ready: bool | None = None
 
     def record(self, outcome: str, status: int, sent: int, seconds: float, cache: str) -> None:
         row = self.rows.get((outcome, status, cache))
@@ -129,6 +131,12 @@ class StatsCollector(Collector):
             "Storage reads resumed where a download paused for its client",
             value=stats.resumed,
         )
+        if stats.ready is not None:
+            yield GaugeMetricFamily(
+                "edge_ready",
+                "1 if the last readiness check (a /readyz probe) reached storage, else 0",
+                value=float(stats.ready),
+            )
         if self.cache is not None:
             yield GaugeMetricFamily(
                 "edge_cache_bytes", "Memory held by the hot-object cache", value=self.cache.held

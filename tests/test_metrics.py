@@ -101,3 +101,16 @@ def test_metrics_are_for_loopback_clients_unless_opened(
             assert response.json()["error"]["code"] == "NOT_FOUND"
         else:
             assert "edge_requests_total" in response.text
+
+
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_edge_ready_shows_the_last_readiness_check(world: World) -> None:
+    """No gauge until /readyz has checked storage; then that check's answer, 1 or 0."""
+    base = world.serve(EDGE_READY_INTERVAL="0.001")
+    assert "edge_ready" not in httpx.get(base + "/metrics").text
+    assert httpx.get(base + "/readyz").status_code == 200
+    assert "\nedge_ready 1.0\n" in httpx.get(base + "/metrics").text
+    assert world.root is not None
+    world.root.rename(world.root.with_name("gone"))
+    assert httpx.get(base + "/readyz").status_code == 503
+    assert "\nedge_ready 0.0\n" in httpx.get(base + "/metrics").text
