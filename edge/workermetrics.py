@@ -19,8 +19,8 @@ caches' bytes and entries), ``_created`` is the earliest.
 - **A worker that is gone** (stopped by uvicorn, crashed, restarted after
   ``SIGHUP``) no longer holds the lock on its ``worker-{pid}.lock``; its gauges
   stop counting at once, and the next worker to start folds its counters into
-  ``retired.json``, so totals never go down and the folder holds one file per
-  running worker plus one.
+  ``retired.json``, so totals never go down and the folder holds the running
+  workers' files, those of workers stopped since the last start, and one more.
 - Readers and the fold take a lock on the folder (shared and exclusive), so a
   scrape never sees a worker's counts twice or not at all. Files are replaced by
   rename, never written in place.
@@ -157,6 +157,7 @@ def shared_folder(metrics: object, workers: int) -> Iterator[Path | None]:
     environment, a metrics port's listener if ``metrics`` is one, and, once they have
     stopped, the folder removed. Nothing with one worker, or metrics off."""
     if workers <= 1 or metrics == "off":
+        os.environ.pop(FOLDER_VARIABLE, None)  # only ever set by edge serve, for its workers
         yield None
         return
     _remove_abandoned()
