@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from ipaddress import ip_address
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.datastructures import Address
 from starlette.exceptions import HTTPException
@@ -175,11 +175,14 @@ class Edge:
             self.observer.log.start()
         if not self.settings.signing_keys:
             log.warning("EDGE_SIGNING_KEYS is empty: private images will not be served")
-        if isinstance(self.settings.metrics, int) and self.metrics is not None:
-            start_http_server(self.settings.metrics, registry=self.metrics.registry)
+        if self.metrics is not None:
+            port = self.settings.metrics
+            self.metrics.open(port if isinstance(port, int) else None)
         try:
             yield
         finally:
+            if self.metrics is not None:
+                self.metrics.close()
             self.images.pool.close()
             await self.storage.aclose()
             if self.observer.log is not None:
@@ -189,7 +192,7 @@ class Edge:
         assert self.metrics is not None
         if self.settings.metrics == "local" and not _is_loopback(request.client):
             return self._error(NotFound("metrics are for loopback clients only"))
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(self.metrics.page(), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(self, _: Request) -> Response:
         return _json(200, b'{"status":"ok"}')

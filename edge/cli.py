@@ -281,7 +281,12 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     open_storage(settings.storage, settings.s3)  # a missing folder: one line here, no traceback
     _check_server(args, workers=args.workers, settings=settings)
-    _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
+    from edge.workermetrics import shared_folder
+
+    # Several workers: their metrics are summed through a folder of this run's, and a metrics
+    # port is listened on here, once (edge/workermetrics.py).
+    with shared_folder(settings.metrics, args.workers):
+        _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
     return EXIT_OK
 
 

@@ -2,20 +2,30 @@
 
 Request rows are updated by :class:`edge.observe.Observer` on the event loop (no
 locks: one thread), storage calls by ordinary histograms (they are rare next to
-requests), and the hot cache's size is read when scraped.
+requests), and the hot cache's size is read when scraped. Under ``edge serve --workers N``
+each worker publishes its registry and a scrape sums them (:mod:`edge.workermetrics`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Metric,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from edge.cache import HotCache
+from edge.workermetrics import Publisher, SharedCollector, worker_folder
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -154,7 +164,11 @@ class Metrics:
     """The edge's Prometheus registry: request stats by collector, storage by histograms."""
 
     def __init__(self) -> None:
+        #: This process's own metrics.
         self.registry = CollectorRegistry(auto_describe=True)
+        #: What a scrape of this process shows: its own, or every worker's under edge serve.
+        self.exposed = self.registry
+        self._publisher: Publisher | None = None
         self.stats = RequestStats()
         self._collector = StatsCollector(self.stats, None)
         self.registry.register(self._collector)
@@ -186,3 +200,25 @@ class Metrics:
     def watch_cache(self, cache: HotCache) -> None:
         """Cache size is read at scrape time: nothing to update per request."""
         self._collector.cache = cache
+
+    def open(self, listen: int | None) -> None:
+        """Start what the lifespan starts: under ``edge serve --workers N``, publishing this
+        worker's counts (``edge serve`` itself listens on a metrics port); otherwise a
+        metrics port's listener, if ``listen`` is one."""
+        folder = worker_folder()
+        if folder is not None:
+            self._publisher = Publisher(folder, self.registry)
+            self._publisher.start(asyncio.get_running_loop())
+            self.exposed = CollectorRegistry()
+            self.exposed.register(SharedCollector(folder, before=self._publisher.publish))
+        elif listen is not None:
+            start_http_server(listen, registry=self.registry)
+
+    def close(self) -> None:
+        """Publish the last counts (a worker that stops)."""
+        if self._publisher is not None:
+            self._publisher.close()
+
+    def page(self) -> bytes:
+        """The text a scrape gets."""
+        return generate_latest(self.exposed)

@@ -355,8 +355,8 @@ class Settings:
         OBSERVABILITY,
         "Prometheus metrics: `local` serves them at `/metrics` to loopback clients only (a"
         " proxy on the same host must not forward `/metrics`), `on` to anyone, a port number"
-        " on a listener of their own (keep it off the public network; one process per port,"
-        " so no `--workers`), `off` disables them.",
+        " on a listener of their own (keep it off the public network), `off` disables them."
+        " With `edge serve --workers N` every scrape shows the sum of all workers.",
     )
     trusted_proxies: tuple[Network, ...] = var(
         "",
@@ -401,19 +401,12 @@ class Settings:
         return settings
 
     def check_server(self, *, port: int, workers: int) -> None:
-        """Refuse a metrics port the server itself needs: its own ``--port``, or a second
-        worker's (each process would bind it; the second cannot and stops the server)."""
-        if not isinstance(self.metrics, int):
-            return
-        if self.metrics == port:
+        """Refuse a metrics port the server itself needs: its own ``--port``. (With several
+        workers, ``edge serve`` listens on a metrics port once, for all of them.)"""
+        del workers  # any number: edge/workermetrics.py
+        if isinstance(self.metrics, int) and self.metrics == port:
             raise ConfigError(
                 f"EDGE_METRICS: port {port} is the server's own (--port); give metrics another"
-            )
-        if workers > 1:
-            raise ConfigError(
-                f"EDGE_METRICS: a metrics port ({self.metrics}) serves one process, and"
-                f" --workers {workers} starts {workers}; run one worker per container,"
-                " or set EDGE_METRICS=local"
             )
 
 

@@ -60,17 +60,20 @@ def test_the_license_is_an_spdx_expression() -> None:
 @pytest.mark.slow
 def test_an_install_prints_no_setuptools_warning(tmp_path: Path) -> None:
     """What `make demo` runs, `pip install -e .`, in pip's isolated build environment, on a
-    copy of the project installed under ``tmp_path`` (nothing is written into the
-    repository or the running environment): setuptools warns of nothing (it did of the
-    license table, three times, and of the editable layout)."""
+    copy of the project, into a virtual environment of its own under ``tmp_path``
+    (never the running one: pip would first uninstall the edge it finds there): setuptools
+    warns of nothing (it did of the license table, three times, and of the editable
+    layout)."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "edge", project / "edge", ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-script-location"]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     done = subprocess.run(
-        [*pip, "--no-deps", "--prefix", str(tmp_path / "prefix"), "--editable", "."],
+        [*pip, "--no-warn-script-location", "--no-deps", "--editable", "."],
         cwd=project,
         capture_output=True,
         text=True,
@@ -78,6 +81,6 @@ def test_an_install_prints_no_setuptools_warning(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert list((tmp_path / "prefix").rglob("__editable__.edge-*.pth")), "installed"
+    assert list(venv.rglob("__editable__.edge-*.pth")), "installed"
     warnings = re.findall(r"\w*Warning\b.*|\bdeprecated\b.*", done.stderr)
     assert not warnings, done.stderr
