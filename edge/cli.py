@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import BadRequest, ConfigError
-from edge.keys import Key, generate
+from edge.keys import KID, Key, generate
 from edge.paths import decode_path, quote_path
 from edge.settings import Settings
-from edge.signing import Verifier, check_url, sign_url
+from edge.signing import Verifier, align_exp, check_url, sign_url
 from edge.storage import open_storage
 from edge.transform_params import split_params, transform_from_pairs
 
@@ -38,7 +38,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_kid(sys.argv[1:] if argv is None else list(argv), parser))
     try:
         return int(args.run(args))
     except (ConfigError, UsageError) as error:
@@ -95,7 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH really holds '%%' and two hex digits in a name: encode that '%%' as %%25"
         " instead of refusing PATH as already percent-encoded",
     )
-    sign.add_argument("--kid", help="sign with this key and put kid= in the URL")
+    sign.add_argument(
+        "--kid",
+        help="sign with this key and put kid= in the URL (a kid that starts with '-', such as"
+        " -k, is taken as the value too: --kid -k)",
+    )
+    sign.add_argument(
+        "--align",
+        type=_whole,
+        metavar="SECONDS",
+        help="round exp up to a multiple of SECONDS, so that URLs signed within one window are"
+        " identical and browsers cache them (the URL may live up to SECONDS longer)",
+    )
     sign.add_argument("--base-url", help="prefix, e.g. https://img.example.com")
     sign.add_argument(
         "--transform",
@@ -126,6 +137,43 @@ def build_parser() -> argparse.ArgumentParser:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address (0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=8080)
+
+
+def _join_kid(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--kid -k`` as ``--kid=-k``: argparse takes a value starting with '-' for an option
+    and stops, though ``-k`` is a valid kid. A value that is one of edge's own options
+    (``--kid --help``) or ``--`` stays an option."""
+    options = _option_strings(parser)
+    joined: list[str] = []
+    position = 0
+    while position < len(argv):
+        arg = argv[position]
+        value = argv[position + 1] if position + 1 < len(argv) else None
+        if (
+            arg == "--kid"
+            and value is not None
+            and value.startswith("-")
+            and value != "--"
+            and value not in options
+            and KID.fullmatch(value)
+        ):
+            joined.append(f"--kid={value}")
+            position += 2
+            continue
+        joined.append(arg)
+        position += 1
+    return joined
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and of its subcommands."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
 
 
 def _plain(text: str) -> str:
@@ -184,6 +232,10 @@ def run_sign(args: argparse.Namespace) -> int:
         _refuse_encoded(args.path)
     now = int(time.time())
     exp = now + args.expires_in if args.expires_at is None else args.expires_at
+    try:
+        exp = align_exp(exp, args.align)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if exp <= now and not args.allow_expired:
         given = (
             f"--expires-at {exp} is {now - exp} s in the past"
@@ -195,8 +247,10 @@ def run_sign(args: argparse.Namespace) -> int:
             " (add --allow-expired to make such a URL on purpose)"
         )
     if settings.max_ttl and exp - now > settings.max_ttl:
+        aligned = f" once aligned to {args.align} s" if args.align else ""
         raise UsageError(
-            f"exp is {exp - now} s ahead; edges reject URLs beyond EDGE_MAX_TTL={settings.max_ttl}"
+            f"exp is {exp - now} s ahead{aligned}; edges reject URLs beyond"
+            f" EDGE_MAX_TTL={settings.max_ttl}"
         )
     try:
         url = sign_url(

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from edge.errors import BadRequest, EdgeError, SignatureExpired, SignatureInvalid
-from edge.keys import Key, Keyring, b64url_encode
+from edge.keys import KID, Key, Keyring, b64url_encode
 from edge.memo import MEMO_SIZE, Memo
 from edge.paths import quote_path, request_path, validate_path
 from edge.transform_params import (
@@ -33,6 +33,8 @@ from edge.transform_params import (
 )
 
 MAX_EXP_DIGITS = 12
+#: The largest ``exp`` a URL can carry: 12 digits.
+MAX_EXP = 10**MAX_EXP_DIGITS - 1
 _SIG_TEXT = re.compile(rb"[A-Za-z0-9_\-]*")
 # The form every signer emits for a URL without transforms; anything else (transform
 # parameters, other order, escapes, extra or repeated parameters) takes the general scan,
@@ -68,6 +70,29 @@ def string_to_sign(path: str, exp: str, transform: str = "") -> bytes:
 TransformSpec = Transform | str | Iterable[tuple[str, str | int]]
 
 
+def align_exp(exp: int, seconds: int | None) -> int:
+    """``exp`` rounded up to the next multiple of ``seconds`` (one already a multiple stays),
+    so that URLs minted within one window of ``seconds`` are identical and browsers cache
+    them; ``None`` or ``0`` leaves ``exp`` as given. The URL may live up to ``seconds - 1``
+    seconds longer than asked. Raises ValueError for an ``exp`` or ``seconds`` that is not
+    a whole number of the contract's range, or an aligned ``exp`` of more than 12 digits."""
+    _check_exp(exp)
+    if seconds is None or seconds == 0:
+        return exp
+    if type(seconds) is not int or seconds < 0:
+        raise ValueError(f"align must be a whole number of seconds, 0 or more, not {seconds!r}")
+    aligned = -(-exp // seconds) * seconds
+    if aligned > MAX_EXP:
+        raise ValueError(f"exp aligned to {seconds} s is {aligned}, beyond {MAX_EXP} (12 digits)")
+    return aligned
+
+
+def _check_exp(exp: object) -> None:
+    # type() rather than isinstance(): True and 1.0 would be written "True" and "1.0".
+    if type(exp) is not int or not 0 <= exp <= MAX_EXP:
+        raise ValueError(f"exp must be a whole number of seconds from 0 to {MAX_EXP}, not {exp!r}")
+
+
 def sign_url(
     path: str,
     *,
@@ -75,6 +100,7 @@ def sign_url(
     exp: int,
     include_kid: bool = False,
     transform: TransformSpec | None = None,
+    align: int | None = None,
 ) -> str:
     """The path-and-query of a v1 signed URL for a decoded ``/i/...`` path.
 
@@ -84,10 +110,21 @@ def sign_url(
     (``"w=800&fit=cover"``, what ``edge sign --transform`` takes), or a
     :class:`Transform` (then in name order). Values must be canonical: a malformed one,
     a repeated one, or a name outside the table raises :class:`BadRequest` naming it.
+
+    ``align`` rounds ``exp`` up to a multiple of that many seconds (:func:`align_exp`).
+    Whatever the edge would refuse is refused here, before anything is signed: a path
+    breaking the contract's rules (:class:`BadRequest`), an ``exp`` that is not a whole
+    number from 0 to 999999999999 and a ``kid`` outside the keyring's alphabet, when
+    ``include_kid`` puts it in the URL (ValueError).
     """
     validate_path(path)
-    if not 0 <= exp < 10**MAX_EXP_DIGITS:
-        raise ValueError(f"exp must be 0 to {10**MAX_EXP_DIGITS - 1}")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("path holds a lone surrogate: it is not valid Unicode") from None
+    exp = align_exp(exp, align)
+    if include_kid and not KID.fullmatch(key.kid):
+        raise ValueError(f"kid must be 1 to 32 characters of A-Z a-z 0-9 _ -, not {key.kid!r}")
     if transform is None:
         pairs: list[tuple[str, str | int]] = []
     elif isinstance(transform, Transform):

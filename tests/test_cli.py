@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from pathlib import Path
@@ -253,3 +254,63 @@ def test_help_is_plain_text(capsys: pytest.CaptureFixture[str], command: list[st
     if not command:
         assert "The edge command: keygen, sign, verify, serve and demo." in out
         assert "Exit codes: 0 success" in out
+
+
+def test_sign_takes_a_kid_that_starts_with_a_dash(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'-k' is a valid kid: --kid -k is the value, as --kid=-k is; an option stays an option."""
+    monkeypatch.setenv("EDGE_SIGNING_KEYS", f"-k:hs256:{SECRET},--x:hs256:{SECRET}")
+    for args in (["--kid", "-k"], ["--kid=-k"]):
+        code, out, err = run(capsys, "sign", "/i/a/b.png", "--expires-in", "5", *args)
+        assert code == 0, err
+        assert out.strip().endswith("&kid=-k")
+    code, out, _ = run(capsys, "sign", "/i/a/b.png", "--kid", "--x", "--expires-in", "5")
+    assert code == 0 and out.strip().endswith("&kid=--x")
+    code, _, err = run(capsys, "sign", "/i/a/b.png", "--kid", "--expires-in", "5")
+    assert code == 2 and "--kid: expected one argument" in err
+
+
+def test_sign_align_reproduces_the_align_vectors(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors = json.loads(
+        (Path(__file__).parent / "data" / "vectors-align.json").read_text(encoding="utf-8")
+    )
+    monkeypatch.setenv("EDGE_SIGNING_KEYS", vectors["keys"])
+    monkeypatch.setenv("EDGE_MAX_TTL", "0")  # a case expires in 999999999999
+    for case in vectors["sign"]:
+        kid = ["--kid", case["kid"]] if case["include_kid"] else []
+        if not case["include_kid"] and case["kid"] != "main":
+            continue  # edge sign writes kid= whenever it is told which key
+        transform = "&".join(f"{name}={value}" for name, value in case["transform"])
+        code, out, err = run(
+            capsys,
+            "sign",
+            case["path"],
+            "--expires-at",
+            str(case["now"] + case["expires_in"]),
+            "--align",
+            str(case["align"]),
+            "--allow-expired",
+            *kid,
+            *(["--transform", transform] if transform else []),
+        )
+        assert (code, out.strip()) == (0, case["url"]), err
+
+
+def test_sign_align_gives_one_url_per_window(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGE_SIGNING_KEYS", KEYS)
+    args = ["sign", "/i/a/b.png", "--expires-in", "600", "--align", "86400"]
+    before = int(time.time())
+    urls = {run(capsys, *args)[1] for _ in range(3)}
+    exp = int(next(iter(urls)).strip().rpartition("exp=")[2])
+    assert exp % 86400 == 0 and before + 600 <= exp < int(time.time()) + 600 + 86400
+    assert len(urls) == 1 or exp - before < 700  # three URLs, unless a window ended meanwhile
+    monkeypatch.setenv("EDGE_MAX_TTL", "3600")
+    code, _, err = run(capsys, "sign", "/i/a/b.png", "--expires-in", "3000", "--align", "86400")
+    assert code == 2 and "once aligned to 86400 s" in err and "EDGE_MAX_TTL=3600" in err
+    code, _, err = run(capsys, "sign", "/i/a/b.png", "--expires-in", "60", "--align", "-60")
+    assert code == 2 and "usage:" in err

@@ -111,3 +111,19 @@ def test_typescript_sees_the_signers_types(tmp_path: Path) -> None:
     )
     assert bad.returncode != 0
     assert "TS2345" in bad.stdout or "TS2322" in bad.stdout or "TS2741" in bad.stdout, bad.stdout
+
+
+def test_node_signer_command_aligns_and_refuses() -> None:
+    """--align=SECONDS rounds exp up; what the edge would refuse is one line, exit 2."""
+    env = {"PATH": os.environ.get("PATH", ""), "EDGE_SIGNING_KEYS": VECTORS["keys"]["signing"]}
+    before = int(time.time())
+    done = node("signers/node/edge-signer.mjs", "/i/bob/x.png", "600", "--align=3600", env=env)
+    assert done.returncode == 0, done.stderr
+    exp = int(done.stdout.strip().rpartition("exp=")[2])
+    assert exp % 3600 == 0 and before + 600 <= exp < int(time.time()) + 600 + 3600
+    for path in ("/i/bob/../x.png", "/i/bob/x.png/", "/i/b@b/x.png", "/i/bob/x\x7f.png"):
+        done = node("signers/node/edge-signer.mjs", path, "600", env=env)
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.startswith("edge-signer: path") and done.stderr.count("\n") == 1
+    done = node("signers/node/edge-signer.mjs", "/i/bob/x.png", "600", "--align=1h", env=env)
+    assert done.returncode == 2 and "usage" in done.stderr

@@ -4,14 +4,22 @@
 //   const keys = parseKeyring(process.env.EDGE_SIGNING_KEYS);
 //   signUrl('/i/bob/café.png', { key: keys[0], exp: Math.floor(Date.now() / 1000) + 3600 });
 //   signUrl('/i/bob/café.png', { key: keys[0], exp, transform: { w: 800, fit: 'cover' } });
+//   signUrl('/i/bob/café.png', { key: keys[0], exp, align: 3600 }); // the same URL all hour
 // Usage as a command:
-//   EDGE_SIGNING_KEYS=... node edge-signer.mjs /i/bob/café.png 3600 [kid] [--transform='w=800&fit=cover']
+//   EDGE_SIGNING_KEYS=... node edge-signer.mjs /i/bob/café.png 3600 [kid] [--transform='w=800&fit=cover'] [--align=3600]
+// What the edge would refuse (a bad path, exp, kid or key) throws an Error saying why.
 import { createHmac, createPrivateKey, sign } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 
 // PKCS#8 DER header for a raw 32-byte Ed25519 seed (RFC 8410).
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const UNRESERVED = /[A-Za-z0-9\-._~\/]/;
+const MAX_EXP = 999999999999; // 12 digits
+const KID = /^[A-Za-z0-9_-]{1,32}$/;
+const KEY_TEXT = /^[A-Za-z0-9_-]*={0,2}$/; // base64url, padding optional; unused bits ignored
+const USER = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
+const FORBIDDEN = /[\x00-\x1f\x7f\\]/; // control bytes, DEL, backslash
+const LONE_SURROGATE = /\p{Surrogate}/u; // a pair is one code point, outside the class
 
 // Transform parameters and their only accepted (canonical) values; a preset is p:NAME, no value.
 const integer = (low, high) => (value) => /^(0|[1-9][0-9]{0,4})$/.test(value) && Number(value) >= low && Number(value) <= high;
@@ -32,20 +40,66 @@ const TRANSFORM = {
 };
 const PRESET = /^p:[A-Za-z0-9_-]{1,64}$/;
 
-/** Parse EDGE_SIGNING_KEYS ("kid:alg:key,...") into the keys that can sign, in order. */
+/** Parse EDGE_SIGNING_KEYS ("kid:alg:key,...") into the keys that can sign, in order; throws on what the edge refuses. */
 export function parseKeyring(text) {
-  return text.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry, i) => {
-    const [kid, alg, key, ...rest] = entry.split(':');
-    if (rest.length || !key) throw new Error(`EDGE_SIGNING_KEYS: entry ${i + 1}: expected kid:alg:key`);
-    const material = Buffer.from(key.replace(/=+$/, ''), 'base64url');
+  const seen = new Set();
+  return text.split(',').map((entry) => entry.trim()).map((entry, i) => {
+    if (!entry) return null; // a trailing comma
+    const where = `EDGE_SIGNING_KEYS: entry ${i + 1}`;
+    const parts = entry.split(':').map((part) => part.trim());
+    if (parts.length !== 3) throw new Error(`${where}: expected kid:alg:key`);
+    const [kid, alg, key] = parts;
+    if (!KID.test(kid)) throw new Error(`${where}: kid must be 1 to 32 characters of A-Z a-z 0-9 _ -`);
+    if (seen.has(kid)) throw new Error(`${where} (kid '${kid}'): duplicate kid`);
+    seen.add(kid);
+    const data = key.replace(/=+$/, '');
+    if (!KEY_TEXT.test(key) || data.length % 4 === 1) {
+      throw new Error(`${where} (kid '${kid}'): key is not valid base64url (A-Z a-z 0-9 - _, padding optional)`);
+    }
+    const material = Buffer.from(data, 'base64url');
     if (alg === 'hs256' && material.length >= 32) return { kid, alg, material };
     if (alg === 'ed25519' && material.length === 32) {
       const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, material]), format: 'der', type: 'pkcs8' });
       return { kid, alg, privateKey };
     }
-    if (alg === 'ed25519-pub') return { kid, alg }; // verify-only: useless to a signer
-    throw new Error(`EDGE_SIGNING_KEYS: entry ${i + 1} (kid '${kid}'): bad alg or key length`);
-  }).filter((key) => key.alg !== 'ed25519-pub');
+    if (alg === 'ed25519-pub' && material.length === 32) return null; // verify-only: useless to a signer
+    throw new Error(`${where} (kid '${kid}'): bad alg or key length`);
+  }).filter(Boolean);
+}
+
+/** Throws if the edge would refuse this decoded path (400); the messages are the edge's own. */
+export function checkPath(path) {
+  const refuse = (why) => { throw new Error(why); }; // each starts with 'path'
+  if (typeof path !== 'string') refuse('path must be a string');
+  if (LONE_SURROGATE.test(path)) refuse('path holds a lone surrogate: it is not valid Unicode');
+  if (!path.startsWith('/i/')) refuse('path does not start with /i/');
+  const rest = path.slice(3);
+  const slash = rest.indexOf('/');
+  const user = slash < 0 ? rest : rest.slice(0, slash);
+  const file = slash < 0 ? '' : rest.slice(slash + 1);
+  if (!USER.test(user)) refuse("path: user must be 1 to 64 characters of A-Z a-z 0-9 _ . -, not starting with '.'");
+  if (!file) refuse('path names no file');
+  if (FORBIDDEN.test(file)) refuse('path holds a control byte or a backslash');
+  if (file.includes('//') || file.startsWith('/') || file.endsWith('/')) refuse("path has an empty segment ('//' or a trailing '/')");
+  const segments = file.split('/');
+  if (segments.some((segment) => segment === '.' || segment === '..')) refuse("path has a '.' or '..' segment");
+  const size = Buffer.byteLength(path, 'utf8');
+  if (size > 1024) refuse(`path is ${size} bytes, the limit is 1024`);
+  if (segments.some((segment) => Buffer.byteLength(segment, 'utf8') > 255)) refuse('path: a segment is longer than 255 bytes');
+}
+
+/** exp rounded up to the next multiple of `seconds` (one already a multiple stays); 0 or undefined: exp as given. */
+export function alignExp(exp, seconds) {
+  if (!Number.isSafeInteger(exp) || exp < 0 || exp > MAX_EXP) {
+    throw new Error(`exp: must be a whole number of seconds from 0 to ${MAX_EXP}, not ${String(exp)}`);
+  }
+  if (seconds === undefined || seconds === 0) return exp;
+  if (!Number.isSafeInteger(seconds) || seconds < 0) {
+    throw new Error(`align: must be a whole number of seconds, 0 or more, not ${String(seconds)}`);
+  }
+  const aligned = exp % seconds ? exp + (seconds - (exp % seconds)) : exp;
+  if (aligned > MAX_EXP) throw new Error(`exp: aligned to ${seconds} s it is ${aligned}, beyond ${MAX_EXP} (12 digits)`);
+  return aligned;
 }
 
 /** Percent-encode the UTF-8 path, leaving only A-Z a-z 0-9 - . _ ~ and / literal. */
@@ -74,10 +128,13 @@ function transformParams(transform) {
 
 /**
  * Path and query of a signed URL: path is decoded ("/i/bob/café.png"), exp in Unix seconds,
- * transform the transform parameters with canonical values ({ w: 800, fit: 'cover' }, { 'p:thumb': '' }).
+ * transform the transform parameters with canonical values ({ w: 800, fit: 'cover' }, { 'p:thumb': '' }),
+ * align rounds exp up to a multiple of that many seconds (alignExp). Throws on what the edge refuses.
  */
-export function signUrl(path, { key, exp, includeKid = false, transform = {} }) {
-  if (!Number.isSafeInteger(exp) || exp < 0 || exp >= 1e12) throw new Error('exp must be 0 to 999999999999');
+export function signUrl(path, { key, exp: asked, includeKid = false, transform = {}, align }) {
+  checkPath(path);
+  const exp = alignExp(asked, align);
+  if (includeKid && !KID.test(key.kid)) throw new Error('kid: must be 1 to 32 characters of A-Z a-z 0-9 _ -');
   const params = transformParams(transform);
   // Signed: the parameters sorted by name (names are ASCII, so by byte), joined by "&".
   const byName = (param) => param.split('=')[0];
@@ -94,9 +151,11 @@ export function signUrl(path, { key, exp, includeKid = false, transform = {} }) 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const args = process.argv.slice(2);
   const option = args.find((arg) => arg.startsWith('--transform='));
-  const [path, seconds, kid] = args.filter((arg) => arg !== option);
-  if (!path || !/^\d+$/.test(seconds ?? '')) {
-    console.error("usage: EDGE_SIGNING_KEYS=... node edge-signer.mjs PATH EXPIRES_IN_SECONDS [KID] [--transform='w=800&fit=cover']");
+  const aligning = args.find((arg) => arg.startsWith('--align='));
+  const [path, seconds, kid, ...extra] = args.filter((arg) => arg !== option && arg !== aligning);
+  const align = aligning?.slice('--align='.length);
+  if (!path || !/^\d+$/.test(seconds ?? '') || extra.length || (align !== undefined && !/^\d+$/.test(align))) {
+    console.error("usage: EDGE_SIGNING_KEYS=... node edge-signer.mjs PATH EXPIRES_IN_SECONDS [KID] [--transform='w=800&fit=cover'] [--align=SECONDS]");
     process.exit(2);
   }
   const pairs = option ? option.slice('--transform='.length).split('&').map((part) => part.split(/=(.*)/s).slice(0, 2)) : [];
@@ -107,7 +166,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const key = kid ? keys.find((k) => k.kid === kid) : keys[0];
     if (!key) throw new Error('no such signing key in EDGE_SIGNING_KEYS');
     const exp = Math.floor(Date.now() / 1000) + Number(seconds);
-    console.log(signUrl(path, { key, exp, includeKid: Boolean(kid), transform }));
+    console.log(signUrl(path, { key, exp, includeKid: Boolean(kid), transform, align: align === undefined ? undefined : Number(align) }));
   } catch (error) {
     console.error(`edge-signer: ${error.message}`);
     process.exit(2);

@@ -1,4 +1,5 @@
 // Package edgesign mints v1 signed image URLs for edge (hs256 and ed25519), standard library only.
+// What the edge would refuse (a bad path, exp, kid or key) is an error saying why.
 package edgesign
 
 import (
@@ -6,11 +7,22 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+)
+
+// MaxExp is the largest exp a URL can carry: 12 digits.
+const MaxExp = 999999999999
+
+var (
+	kidText  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	keyText  = regexp.MustCompile(`^[A-Za-z0-9_-]*={0,2}$`) // base64url, padding optional; unused bits ignored
+	userText = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$`)
 )
 
 // Key is one signing entry of EDGE_SIGNING_KEYS.
@@ -18,6 +30,13 @@ type Key struct {
 	Kid      string
 	Alg      string // "hs256" or "ed25519"
 	Material []byte // the hs256 secret, or the 32-byte ed25519 seed
+}
+
+// Options are SignURL's optional parts.
+type Options struct {
+	IncludeKid bool    // write kid= into the URL
+	Transform  []Param // transform parameters, written in this order
+	Align      int64   // round exp up to a multiple of this many seconds (0: exp as given)
 }
 
 // Param is one transform parameter as the URL shows it: {"w", "800"}; a preset is {"p:thumb", ""}.
@@ -61,26 +80,95 @@ func oneOf(values ...string) func(string) bool {
 	}
 }
 
-// ParseKeyring reads "kid:alg:key,..." and returns the keys that can sign, in order.
+// ParseKeyring reads "kid:alg:key,..." and returns the keys that can sign, in order; it refuses
+// what the edge refuses.
 func ParseKeyring(text string) ([]Key, error) {
 	var keys []Key
+	seen := map[string]bool{}
 	for i, entry := range strings.Split(text, ",") {
+		if strings.TrimSpace(entry) == "" {
+			continue // a trailing comma
+		}
 		parts := strings.Split(strings.TrimSpace(entry), ":")
 		if len(parts) != 3 {
 			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d: expected kid:alg:key", i+1)
 		}
-		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[2], "="))
+		kid, alg, text := strings.TrimSpace(parts[0]), strings.TrimSpace(parts[1]), strings.TrimSpace(parts[2])
+		if !kidText.MatchString(kid) {
+			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d: kid must be 1 to 32 characters of A-Z a-z 0-9 _ -", i+1)
+		}
+		if seen[kid] {
+			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d (kid %q): duplicate kid", i+1, kid)
+		}
+		seen[kid] = true
+		data := strings.TrimRight(text, "=")
+		raw, err := base64.RawURLEncoding.DecodeString(data)
 		switch {
-		case err != nil:
-			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d (kid %q): key is not base64url", i+1, parts[0])
-		case parts[1] == "hs256" && len(raw) >= 32, parts[1] == "ed25519" && len(raw) == ed25519.SeedSize:
-			keys = append(keys, Key{parts[0], parts[1], raw})
-		case parts[1] == "ed25519-pub": // verify-only: of no use to a signer
+		case !keyText.MatchString(text) || len(data)%4 == 1 || err != nil:
+			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d (kid %q): key is not valid base64url (A-Z a-z 0-9 - _, padding optional)", i+1, kid)
+		case alg == "hs256" && len(raw) >= 32, alg == "ed25519" && len(raw) == ed25519.SeedSize:
+			keys = append(keys, Key{kid, alg, raw})
+		case alg == "ed25519-pub" && len(raw) == ed25519.PublicKeySize: // verify-only: of no use to a signer
 		default:
-			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d (kid %q): bad alg or key length", i+1, parts[0])
+			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d (kid %q): bad alg or key length", i+1, kid)
 		}
 	}
 	return keys, nil
+}
+
+// CheckPath returns an error if the edge would refuse this decoded path; the messages are the edge's own.
+func CheckPath(path string) error {
+	refuse := errors.New // each message starts with "path"
+	if !utf8.ValidString(path) {
+		return refuse("path is not valid UTF-8")
+	}
+	if !strings.HasPrefix(path, "/i/") {
+		return refuse("path does not start with /i/")
+	}
+	user, file, _ := strings.Cut(path[3:], "/")
+	switch {
+	case !userText.MatchString(user):
+		return refuse("path: user must be 1 to 64 characters of A-Z a-z 0-9 _ . -, not starting with '.'")
+	case file == "":
+		return refuse("path names no file")
+	case strings.IndexFunc(file, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) >= 0:
+		return refuse("path holds a control byte or a backslash")
+	case strings.Contains(file, "//") || strings.HasPrefix(file, "/") || strings.HasSuffix(file, "/"):
+		return refuse("path has an empty segment ('//' or a trailing '/')")
+	}
+	segments := strings.Split(file, "/")
+	for _, segment := range segments {
+		if segment == "." || segment == ".." {
+			return refuse("path has a '.' or '..' segment")
+		}
+	}
+	if len(path) > 1024 {
+		return refuse(fmt.Sprintf("path is %d bytes, the limit is 1024", len(path)))
+	}
+	for _, segment := range segments {
+		if len(segment) > 255 {
+			return refuse("path: a segment is longer than 255 bytes")
+		}
+	}
+	return nil
+}
+
+// AlignExp rounds exp up to the next multiple of seconds (one already a multiple stays), so that
+// URLs minted within one window are identical; seconds 0 leaves exp as given.
+func AlignExp(exp, seconds int64) (int64, error) {
+	if exp < 0 || exp > MaxExp {
+		return 0, fmt.Errorf("exp: must be a whole number of seconds from 0 to %d, not %d", int64(MaxExp), exp)
+	}
+	if seconds < 0 {
+		return 0, fmt.Errorf("align: must be a whole number of seconds, 0 or more, not %d", seconds)
+	}
+	if seconds == 0 || exp%seconds == 0 {
+		return exp, nil
+	}
+	if up := seconds - exp%seconds; up <= MaxExp-exp {
+		return exp + up, nil
+	}
+	return 0, fmt.Errorf("exp: aligned to %d s it is beyond %d (12 digits)", seconds, int64(MaxExp))
 }
 
 // QuotePath percent-encodes a decoded path, leaving only A-Z a-z 0-9 - . _ ~ and / literal.
@@ -98,15 +186,31 @@ func QuotePath(path string) string {
 }
 
 // SignURL returns the path and query of a signed URL for a decoded path such as "/i/bob/café.png".
-func SignURL(path string, key Key, exp int64, includeKid bool) string {
-	url, _ := SignTransformURL(path, key, exp, includeKid, nil) // no transform: nothing to refuse
-	return url
+func SignURL(path string, key Key, exp int64, includeKid bool) (string, error) {
+	return Sign(path, key, exp, Options{IncludeKid: includeKid})
 }
 
 // SignTransformURL is SignURL for a URL with transform parameters, written in the order given:
 // SignTransformURL(path, key, exp, false, []Param{{"w", "800"}, {"fit", "cover"}}). Values must be
 // canonical; a name outside the contract's table, a parameter given twice or a second preset is an error.
 func SignTransformURL(path string, key Key, exp int64, includeKid bool, transform []Param) (string, error) {
+	return Sign(path, key, exp, Options{IncludeKid: includeKid, Transform: transform})
+}
+
+// Sign is SignURL with every option: Sign(path, key, exp, Options{Align: 3600, Transform: ...}).
+// A path, exp, kid (when written) or transform that the edge would refuse is an error.
+func Sign(path string, key Key, exp int64, options Options) (string, error) {
+	if err := CheckPath(path); err != nil {
+		return "", err
+	}
+	exp, err := AlignExp(exp, options.Align)
+	if err != nil {
+		return "", err
+	}
+	includeKid, transform := options.IncludeKid, options.Transform
+	if includeKid && !kidText.MatchString(key.Kid) {
+		return "", errors.New("kid: must be 1 to 32 characters of A-Z a-z 0-9 _ -")
+	}
 	var query strings.Builder
 	seen := map[string]bool{}
 	presets := 0

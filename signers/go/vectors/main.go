@@ -1,6 +1,6 @@
 // Test harness: EDGE_SIGNING_KEYS from the environment; stdin lines "kid<TAB>include_kid<TAB>exp<TAB>path"
 // with an optional "<TAB>transform" ("w=800&fit=cover", in URL order); prints one signed URL per line,
-// or "error: ..." for a transform the signer refuses.
+// or "error: ..." for what the signer refuses.
 package main
 
 import (
@@ -27,14 +27,12 @@ func main() {
 	for lines.Scan() {
 		fields := strings.SplitN(lines.Text(), "\t", 5)
 		exp, _ := strconv.ParseInt(fields[2], 10, 64)
-		if len(fields) < 5 {
-			fmt.Println(edgesign.SignURL(fields[3], byKid[fields[0]], exp, fields[1] == "true"))
-			continue
-		}
 		var transform []edgesign.Param
-		for _, part := range strings.Split(fields[4], "&") {
-			if name, value, _ := strings.Cut(part, "="); part != "" {
-				transform = append(transform, edgesign.Param{Name: name, Value: value})
+		if len(fields) == 5 {
+			for _, part := range strings.Split(fields[4], "&") {
+				if name, value, _ := strings.Cut(part, "="); part != "" {
+					transform = append(transform, edgesign.Param{Name: name, Value: value})
+				}
 			}
 		}
 		url, err := edgesign.SignTransformURL(fields[3], byKid[fields[0]], exp, fields[1] == "true", transform)

@@ -1,6 +1,6 @@
 //! Test harness: EDGE_SIGNING_KEYS from the environment; stdin lines "kid<TAB>include_kid<TAB>exp<TAB>path"
 //! with an optional "<TAB>transform" ("w=800&fit=cover", in URL order); prints one signed URL per line,
-//! or "error: ..." for a transform the signer refuses.
+//! or "error: ..." for what the signer refuses.
 use std::io::BufRead;
 
 fn main() {
@@ -16,7 +16,10 @@ fn main() {
         let exp: u64 = fields[2].parse().expect("exp");
         let include_kid = fields[1] == "true";
         match fields.get(4) {
-            None => println!("{}", edgesign::sign_url(fields[3], key, exp, include_kid)),
+            None => match edgesign::sign_url(fields[3], key, exp, include_kid) {
+                Ok(url) => println!("{}", url),
+                Err(error) => println!("error: {}", error),
+            },
             Some(text) => {
                 let transform: Vec<(&str, &str)> = text
                     .split('&')

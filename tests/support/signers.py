@@ -1,0 +1,178 @@
+"""The four signers behind one call: a batch of cases in, one result per case out (the URL,
+or ``error: ...``), each non-Python signer spawned once per batch.
+
+A case is a dict: ``keys`` (an ``EDGE_SIGNING_KEYS`` value), ``kid`` (the key to sign
+with, ``None`` for the first that signs), ``kid_by_hand`` (``None``, or a kid put on that
+key after parsing, as a caller building a key by hand would), ``include_kid``, ``exp``,
+``align`` (``None`` for none), ``path`` and ``transform`` (``[[name, value], ...]`` in URL
+order). ``exp`` and ``align`` may be any JSON value: the typed languages' harnesses refuse
+what their types cannot hold, as a compiler would, with an ``exp:`` or ``align:`` error.
+
+Go needs only its standard library; Rust builds offline against Debian's crate registry
+(librust-ring-dev, librust-base64-dev), as in tests/test_other_signers.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.errors import BadRequest, ConfigError
+from edge.keys import parse_keyring
+from edge.signing import sign_url
+
+ROOT = Path(__file__).parent.parent.parent
+SIGNERS = ROOT / "signers"
+DEBIAN_CRATES = Path("/usr/share/cargo/registry")
+LANGUAGES = ("python", "node", "go", "rust")
+
+Case = dict[str, Any]
+#: Signs a batch of cases: one result per case, the URL or "error: ...".
+Batch = Callable[[list[Case]], list[str]]
+
+
+def sign_python(cases: list[Case]) -> list[str]:
+    """``edge.signing.sign_url``; an error reads ``error: TYPE: reason``."""
+    results = []
+    for case in cases:
+        try:
+            results.append(_sign_python(case))
+        except (BadRequest, ConfigError, ValueError) as error:
+            reason = error.reason if isinstance(error, BadRequest) else str(error)
+            results.append(f"error: {type(error).__name__}: {reason}")
+    return results
+
+
+def _sign_python(case: Case) -> str:
+    ring = parse_keyring(case["keys"])
+    key = ring.signing_key if case["kid"] is None else ring.by_kid.get(case["kid"])
+    if key is None:
+        return "error: harness: no such signing key"
+    if case["kid_by_hand"] is not None:
+        key = dataclasses.replace(key, kid=case["kid_by_hand"])
+    return sign_url(
+        case["path"],
+        key=key,
+        exp=case["exp"],
+        include_kid=case["include_kid"],
+        transform=[(name, value) for name, value in case["transform"]],
+        align=case["align"],
+    )
+
+
+def sign_node(cases: list[Case], workdir: Path) -> list[str]:
+    node = shutil.which("node")
+    assert node is not None, "node is missing: .ci/run installs it (apt-get install nodejs)"
+    data = workdir / "cases.json"
+    data.write_text(json.dumps({"cases": cases}), encoding="utf-8")
+    done = subprocess.run(
+        [node, "tests/support/sign_batch.mjs", str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [
+        result["url"] if "url" in result else f"error: {result['error']}"
+        for result in json.loads(done.stdout)
+    ]
+
+
+def batch_line(case: Case) -> str:
+    """The Go and Rust harnesses' line: eight tab-separated fields, each hex-encoded (lone
+    surrogates as their UTF-8-like bytes, which no Go or Rust string holds as valid UTF-8)."""
+    fields = [
+        case["keys"],
+        case["kid"] or "",
+        "" if case["kid_by_hand"] is None else "=" + case["kid_by_hand"],
+        "true" if case["include_kid"] else "false",
+        json.dumps(case["exp"]),
+        "" if case["align"] is None else json.dumps(case["align"]),
+        case["path"],
+        "&".join(f"{name}={value}" for name, value in case["transform"]),
+    ]
+    return "\t".join(field.encode("utf-8", "surrogatepass").hex() for field in fields) + "\n"
+
+
+def run_batch(command: list[str], cases: list[Case]) -> list[str]:
+    done = subprocess.run(
+        command,
+        input="".join(batch_line(case) for case in cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def build_go(workdir: Path) -> list[str]:
+    go = shutil.which("go")
+    assert go is not None, "go is missing: .ci/run installs golang-go"
+    env = {
+        **os.environ,
+        "GOCACHE": str(workdir / "go-cache"),
+        "GOPATH": str(workdir / "gopath"),
+        "GOFLAGS": "-mod=mod",
+        "GOPROXY": "off",
+    }
+    binary = workdir / "go-batch"
+    _build([go, "build", "-o", str(binary), "./batch"], cwd=SIGNERS / "go", env=env)
+    return [str(binary)]
+
+
+def build_rust(workdir: Path) -> list[str]:
+    cargo = shutil.which("cargo")
+    assert cargo is not None, "cargo is missing: .ci/run installs it"
+    assert (DEBIAN_CRATES / "ring-0.16.20").exists(), ".ci/run installs librust-ring-dev"
+    home = workdir / "cargo-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[source.crates-io]\nreplace-with = "debian"\n\n'
+        f'[source.debian]\ndirectory = "{DEBIAN_CRATES}"\n'
+    )
+    target = workdir / "target"
+    env = {
+        **os.environ,
+        "CARGO_HOME": str(home),
+        "CARGO_TARGET_DIR": str(target),
+        "CARGO_NET_OFFLINE": "true",
+    }
+    command = [cargo, "build", "--quiet", "--offline", "--release", "--bin", "batch"]
+    _build(command, cwd=SIGNERS / "rust", env=env)
+    return [str(target / "release" / "batch")]
+
+
+def _build(command: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+class Signers:
+    """Each language's batch signer, the compiled ones built on first use, once."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._commands: dict[str, list[str]] = {}
+
+    def __call__(self, language: str) -> Batch:
+        if language == "python":
+            return sign_python
+        if language == "node":
+            return lambda cases: sign_node(cases, self.workdir)
+        if language not in self._commands:
+            build = build_go if language == "go" else build_rust
+            self._commands[language] = build(self.workdir)
+        command = self._commands[language]
+        return lambda cases: run_batch(command, cases)
