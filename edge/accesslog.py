@@ -13,8 +13,10 @@ from collections.abc import Iterable
 
 from orjson import dumps
 
+from edge.errors import NO_SLUG
 from edge.logwriter import LineWriter
 from edge.proxies import ProxyPolicy
+from edge.record import outcome_and_reason
 
 REDACTED = b"[redacted]"
 MAX_LOGGED_TARGET = 2048
@@ -82,9 +84,11 @@ class AccessLog:
     @staticmethod
     def text(facts: Facts) -> bytes:
         """A line after its client: JSON with the ``sig`` value redacted. Values a client
-        controls (scheme, method, path) are escaped by orjson; the rest are ours."""
+        controls (scheme, method, path) are escaped by orjson; the rest are ours. A refusal's
+        line ends with its ``reason`` (``Record.outcome`` carries it); no other line has one."""
         scheme, method, path, query, status, sent, outcome, cache = facts
         target = path[:MAX_LOGGED_TARGET] + b"?" + redact(query) if query else path
+        outcome, reason = outcome_and_reason(outcome)
         return _TEXT % (
             dumps(scheme),
             dumps(method),
@@ -93,6 +97,7 @@ class AccessLog:
             sent,
             outcome.encode(),
             cache.encode(),
+            b"" if reason == NO_SLUG else _REASON % reason.encode(),
         )
 
     def start(self) -> None:
@@ -118,13 +123,17 @@ def _stamp() -> bytes:
 
 
 #: What a line says but its time, duration and client: scheme, method, raw path, query,
-#: status, bytes sent, outcome, cache. The same facts from many clients share one text.
+#: status, bytes sent, outcome (a refusal's with its reason), cache. The same facts from
+#: many clients share one text; two reasons are two outcomes, so never one text.
 Facts = tuple[str, str, bytes, bytes, int, int, str, str]
 #: Each line starts with the batch's second, then its duration: see AccessLog._flush.
 STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
 _LINE = b'%s,"client":%s,"request_id":"%s","referer":%s,"user_agent":%s%s'
 Headers = Iterable[tuple[bytes, bytes]]
-_TEXT = b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"}\n'
+_TEXT = (
+    b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"%s}\n'
+)
+_REASON = b',"reason":"%s"'
 
 
 # A ``sig`` parameter, however its name is escaped (``%73ig`` is a ``sig``: the spec decodes

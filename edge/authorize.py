@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from edge.errors import BadRequest, EdgeError, MethodNotAllowed, TransformElsewhere
 from edge.paths import PREFIX, request_path
-from edge.record import Record
+from edge.record import Record, with_reason
 from edge.requestid import HEADER as REQUEST_ID
 from edge.responses import JSON, NO_STORE, NOSNIFF, Header, error_body
 from edge.settings import Settings
@@ -83,7 +83,10 @@ class AuthHandler:
             path = request_path(raw_path)
             name = path[len(PREFIX) :].encode("utf-8")
             if name.endswith(_UNSENDABLE_END):
-                raise BadRequest("the file name ends with a space, which a header cannot carry")
+                raise BadRequest(
+                    "the file name ends with a space, which a header cannot carry",
+                    slug="name_ends_with_space",
+                )
             grant = self.verifier.verify(path, query)
             if parse_transform(query) is not None:  # after the verdict: 403 stays 403
                 raise TransformElsewhere(
@@ -91,7 +94,7 @@ class AuthHandler:
                     " URLs to edge itself (deploy/nginx/edge-proxy.conf)"
                 )
         except EdgeError as error:
-            record.status, record.outcome = DENIED, error.code.lower()
+            record.status, record.outcome = DENIED, with_reason(error.code.lower(), error.slug)
             body = error_body(error.code, error.message, DENIED)
             headers = [JSON, NO_STORE, NOSNIFF, (b"x-edge-error", error.code.encode()), *self.cors]
             await _send(send, DENIED, headers, body, record)
@@ -124,9 +127,14 @@ class AuthHandler:
                 methods.append(value)
         header = self.uri_header.decode()
         if not uris:
-            raise BadRequest(f"no {header} header (EDGE_AUTH_URI_HEADER): check the proxy")
+            raise BadRequest(
+                f"no {header} header (EDGE_AUTH_URI_HEADER): check the proxy",
+                slug="uri_header_missing",
+            )
         if len(uris) > 1 or len(methods) > 1:
-            raise BadRequest(f"{header} or its method header given more than once")
+            raise BadRequest(
+                f"{header} or its method header given more than once", slug="uri_header_repeated"
+            )
         return uris[0], methods[0] if methods else None
 
 

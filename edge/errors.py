@@ -2,12 +2,20 @@
 
 Inner code raises these with a ``reason`` meant for logs and operators; the one
 place that turns them into responses (``edge.responses``) shows clients only the
-fixed ``code`` and ``message``, so a reason can never leak into a body.
+fixed ``code`` and ``message``, so a reason can never leak into a body. A refusal
+(``400``, ``403``, ``405``, ``422``) also carries a ``slug``: a short, stable,
+machine-readable name of its cause (``dot_segment``, ``kid_unknown``...), set where it
+is raised and written as the access-log line's ``reason``. Slugs hold no request data,
+so they can never carry a signature or key material; docs/troubleshooting.md lists
+every one (a test keeps the list equal to the slugs written here and at raise sites).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+#: The access log's ``reason`` for a request that was not refused, or a cause with no slug.
+NO_SLUG = "-"
 
 
 class EdgeError(Exception):
@@ -16,11 +24,16 @@ class EdgeError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "INTERNAL"
     message: ClassVar[str] = "Internal error"
+    #: The cause's stable name for the access log's ``reason`` ("-": none given), a class
+    #: default that the raise site may refine (``slug=``).
+    slug: str = NO_SLUG
 
-    def __init__(self, reason: str = "") -> None:
+    def __init__(self, reason: str = "", slug: str = "") -> None:
         super().__init__(reason or self.message)
         #: Why, for logs and `edge verify`; never sent to a client.
         self.reason = reason or self.message
+        if slug:
+            self.slug = slug
 
 
 class BadRequest(EdgeError):
@@ -44,6 +57,7 @@ class TransformElsewhere(BadRequest):
     itself, so it would answer a signed thumbnail with the whole original."""
 
     message = "Transforms are not served here"
+    slug = "transform_elsewhere"
 
 
 class NotFound(EdgeError):
@@ -71,6 +85,7 @@ class SignatureExpired(SignatureError):
 
     code = "SIGNATURE_EXPIRED"
     message = "Signed URL has expired"
+    slug = "expired"
 
     def __init__(self, *, exp: int, now: float, kid: str) -> None:
         # The reason is written only if someone reads it: an expired URL is refused
@@ -90,6 +105,7 @@ class MethodNotAllowed(EdgeError):
     status = 405
     code = "METHOD_NOT_ALLOWED"
     message = "Only GET and HEAD are allowed"
+    slug = "method_not_allowed"
 
 
 class RangeNotSatisfiable(EdgeError):

@@ -29,10 +29,12 @@ from edge.requestid import RequestIdFilter
 #: Bytes of messages (stderr) queued at most. Messages are rare: this is minutes of
 #: warnings at a high rate, and 4 MiB of memory.
 MESSAGE_BUFFER_BYTES = 4 * 1024 * 1024
-#: uvicorn's loggers: their stream handlers are replaced; uvicorn's own access log is
-#: switched off, since it would print every URL with its signature (edge logs requests).
+#: uvicorn's loggers: their stream handlers are replaced. Two are switched off, since each
+#: would print every URL with its signature (edge logs requests itself, ``sig`` redacted):
+#: uvicorn's access log, and at ``--log-level trace`` its ASGI message log, which prints
+#: each request's scope, query string included.
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
-_SERVER_ACCESS_LOGGER = "uvicorn.access"
+_SERVER_URL_LOGGERS = ("uvicorn.access", "uvicorn.asgi")
 #: ``request_id`` is `` request_id=...`` while a request is served, else empty
 #: (edge.requestid.RequestIdFilter, on the handler).
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(request_id)s"
@@ -157,8 +159,9 @@ def install_logging(level: int = logging.INFO) -> LineWriter:
     """Route every message of the process through one stderr :class:`LineWriter`.
 
     Replaces the plain stream handlers of the root logger and of uvicorn's loggers
-    (others, such as a test runner's capture handlers, stay), turns uvicorn's access
-    log off, and captures :mod:`warnings`. Idempotent: called by every entry point.
+    (others, such as a test runner's capture handlers, stay), turns off uvicorn's access
+    log and its trace of ASGI messages (both print URLs, signatures included), and
+    captures :mod:`warnings`. Idempotent: called by every entry point.
     """
     global _installed
     if _installed is not None:
@@ -175,8 +178,9 @@ def install_logging(level: int = logging.INFO) -> LineWriter:
         server = logging.getLogger(name)
         server.handlers = [h for h in server.handlers if not _plain_stream(h)]
         server.propagate = True
-    access = logging.getLogger(_SERVER_ACCESS_LOGGER)
-    access.handlers, access.propagate, access.disabled = [], False, True
+    for name in _SERVER_URL_LOGGERS:
+        off = logging.getLogger(name)
+        off.handlers, off.propagate, off.disabled = [], False, True
     logging.captureWarnings(True)
     atexit.register(writer.close)
     _installed = writer

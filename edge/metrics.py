@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from edge.cache import HotCache
+from edge.record import outcome_and_reason
 from edge.workermetrics import Publisher, SharedCollector, worker_folder
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -40,7 +41,8 @@ class RequestStats:
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.buckets = buckets
-        #: (outcome, status, cache) -> latency bucket counts (+Inf last), seconds, bytes.
+        #: (outcome, status, cache) -> latency bucket counts (+Inf last), seconds, bytes. A
+        #: refusal's outcome holds its reason (edge.record.with_reason): added up when scraped.
         self.rows: dict[tuple[str, int, str], list[float]] = {}
         self.in_flight = 0
         #: Connections refused before any request was read, by reason (edge.server).
@@ -84,7 +86,8 @@ class StatsCollector(Collector):
         requests: dict[tuple[str, int], float] = {}
         latency: dict[str, list[float]] = {}  # bucket counts..., sum
         sent = hits = misses = 0.0
-        for (outcome, status, cache), row in list(stats.rows.items()):
+        for (kind, status, cache), row in list(stats.rows.items()):
+            outcome = outcome_and_reason(kind)[0]  # a refusal's row is its reason's too
             count = sum(row[:width])
             requests[outcome, status] = requests.get((outcome, status), 0) + count
             total = latency.setdefault(outcome, [0.0] * (width + 1))

@@ -9,6 +9,7 @@ splitting on the hot path: its storage key is ``{visibility}/`` + ``path[3:]``.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 from urllib.parse import quote, unquote_to_bytes
 
 from edge.errors import BadRequest
@@ -37,30 +38,37 @@ def decode_path(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest("path is not valid UTF-8 once percent-decoded") from None
+        raise BadRequest(
+            "path is not valid UTF-8 once percent-decoded", slug="path_not_utf8"
+        ) from None
 
 
 def validate_path(path: str) -> str:
     """Return a decoded ``/i/{user}/{file}`` path unchanged if the spec allows it, else raise."""
     if _SHAPE.fullmatch(path) is None or "//" in path or path[-1] == "/":
-        raise BadRequest(_why_malformed(path))
+        _refuse_shape(path)
     if "/." in path and ("/./" in path or "/../" in path or path.endswith(("/.", "/.."))):
-        raise BadRequest("path has a '.' or '..' segment")
+        raise BadRequest("path has a '.' or '..' segment", slug="dot_segment")
     if len(path) > MAX_SEGMENT_BYTES // 4:  # shorter paths cannot hold too long a segment
         size = len(path.encode("utf-8"))
         if size > MAX_PATH_BYTES:
-            raise BadRequest(f"path is {size} bytes, the limit is {MAX_PATH_BYTES}")
+            raise BadRequest(
+                f"path is {size} bytes, the limit is {MAX_PATH_BYTES}", slug="path_too_long"
+            )
         if size > MAX_SEGMENT_BYTES:
             for segment in path.split("/"):
                 if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-                    raise BadRequest(f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
+                    raise BadRequest(
+                        f"a segment is longer than {MAX_SEGMENT_BYTES} bytes",
+                        slug="segment_too_long",
+                    )
     return path
 
 
 def request_path(raw: bytes) -> str:
     """Decode and validate a raw request path in one step: what the server calls."""
     if len(raw) > 3 * MAX_PATH_BYTES:  # too long even if every byte were escaped
-        raise BadRequest(f"path is over {MAX_PATH_BYTES} bytes")
+        raise BadRequest(f"path is over {MAX_PATH_BYTES} bytes", slug="path_too_long")
     return validate_path(decode_path(raw))
 
 
@@ -70,21 +78,23 @@ def split_path(path: str) -> tuple[str, str]:
     return user, file
 
 
-def _why_malformed(path: str) -> str:
-    """Explain a shape failure; only called on the error path, so it may be slow."""
+def _refuse_shape(path: str) -> NoReturn:
+    """Refuse a shape failure, saying which; only called on the error path, so it may be
+    slow."""
     if not path.startswith(PREFIX):
-        return "path does not start with /i/"
+        raise BadRequest("path does not start with /i/", slug="path_prefix")
     user, _, file = path[len(PREFIX) :].partition("/")
     if not _USER.fullmatch(user):
-        return (
+        raise BadRequest(
             f"user must be 1 to {MAX_USER_CHARS} characters of A-Z a-z 0-9 _ . -,"
-            " not starting with '.'"
+            " not starting with '.'",
+            slug="user_malformed",
         )
     if not file:
-        return "path names no file"
+        raise BadRequest("path names no file", slug="no_file")
     if _FORBIDDEN.search(file):
-        return "path holds a control byte or a backslash"
-    return "path has an empty segment ('//' or a trailing '/')"
+        raise BadRequest("path holds a control byte or a backslash", slug="control_byte")
+    raise BadRequest("path has an empty segment ('//' or a trailing '/')", slug="empty_segment")
 
 
 def quote_path(path: str) -> str:

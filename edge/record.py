@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge.errors import NO_SLUG
+
 if TYPE_CHECKING:
     from edge.timing import Timings
 
+#: Between a refusal's outcome and its reason in ``Record.outcome``.
+_MARK = ":"
+#: Each (outcome, reason) pair's one string: a few dozen at most (slugs are the code's).
+_refusals: dict[tuple[str, str], str] = {}
+
 
 class Record:
-    """One request's facts. ``started`` comes from the observer's clock."""
+    """One request's facts. ``started`` comes from the observer's clock.
+
+    ``outcome`` names the kind of answer; a refusal's also carries its reason
+    (:func:`with_reason`: ``signature_invalid:kid_unknown``), so the access log writes it
+    and the log's memo of lines keeps refusals of different reasons apart, while any other
+    request carries no reason at all: a cached hit pays nothing for them.
+    """
 
     __slots__ = ("cache", "outcome", "request_id", "sent", "started", "status", "timing")
 
@@ -23,3 +36,20 @@ class Record:
         self.request_id = b"-"
         #: Durations for Server-Timing (edge.timing.Timings), only when EDGE_SERVER_TIMING is on.
         self.timing: Timings | None = None
+
+
+def with_reason(outcome: str, slug: str) -> str:
+    """A refused request's ``Record.outcome``: its outcome and its reason (the error's
+    ``slug``), or the outcome alone for a cause with no slug."""
+    if slug == NO_SLUG:
+        return outcome
+    found = _refusals.get((outcome, slug))
+    if found is None:
+        found = _refusals[outcome, slug] = f"{outcome}{_MARK}{slug}"
+    return found
+
+
+def outcome_and_reason(outcome: str) -> tuple[str, str]:
+    """A ``Record.outcome`` taken apart: the outcome, and the reason (``-`` for none)."""
+    kind, _, reason = outcome.partition(_MARK)
+    return kind, reason or NO_SLUG

@@ -172,7 +172,8 @@ class Verifier:
         # Signatures that matched no key, apart so they can never evict genuine ones: a
         # stale URL (signed with a retired key, or altered) asked again by every visitor of
         # a page costs a dict lookup, not an HMAC per candidate key.
-        self._refused: Memo[tuple[str, bytes], str] = Memo(max_entries=memo_size or 1)
+        # The value is the refusal's (reason, slug): SignatureInvalid's arguments.
+        self._refused: Memo[tuple[str, bytes], tuple[str, str]] = Memo(max_entries=memo_size or 1)
         self._keys_by_length: dict[int, tuple[Key, ...]] = {
             n: tuple(k for k in keyring if k.sig_chars == n) for n in (43, 86)
         }
@@ -192,13 +193,15 @@ class Verifier:
             self._judge_time(known.kid, expires)
         refused = self._refused.get((path, query))
         if refused is not None:
-            raise SignatureInvalid(refused)
+            raise SignatureInvalid(*refused)
         try:
             grant = self._check(path, query)
         except _NoMatch as error:
             if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
-                self._refused.remember((path, query), error.reason, _cost(path, query))
-            raise SignatureInvalid(error.reason) from None
+                self._refused.remember(
+                    (path, query), (error.reason, error.slug), _cost(path, query)
+                )
+            raise SignatureInvalid(error.reason, slug=error.slug) from None
         if grant is None:
             return None
         # Remembered before time is judged: an expired URL asked again is refused without
@@ -219,20 +222,31 @@ class Verifier:
             # parameter is a bad request (400), never remembered (no HMAC was spent on it).
             transform = transform_of(params) if params else None
             if repeated is not None:
-                raise SignatureInvalid(f"{repeated.decode()} is given more than once")
+                raise SignatureInvalid(
+                    f"{repeated.decode()} is given more than once", slug="param_repeated"
+                )
             if sig is None and exp is None and kid is None:
                 return None
         if sig is None or exp is None:
-            raise SignatureInvalid("sig and exp must both be given")
+            raise SignatureInvalid(
+                "sig and exp must both be given",
+                slug="sig_missing" if sig is None else "exp_missing",
+            )
         # bytes.isdigit() is true for ASCII digits only, as the spec wants.
         if not (exp.isdigit() and len(exp) <= MAX_EXP_DIGITS and (exp[0] != 0x30 or exp == b"0")):
-            raise SignatureInvalid("exp is not a canonical decimal of at most 12 digits")
+            raise SignatureInvalid(
+                "exp is not a canonical decimal of at most 12 digits", slug="exp_malformed"
+            )
         if kid is None:
             candidates = self._keys_by_length.get(len(sig), ())
         else:
             key = self.keyring.by_kid.get(kid.decode("latin-1"))
             if key is None:
-                raise SignatureInvalid("kid names no key in the keyring")
+                if not _KID_TEXT.fullmatch(kid):
+                    raise SignatureInvalid(
+                        "kid is malformed: 1 to 32 of A-Z a-z 0-9 _ -", slug="kid_malformed"
+                    )
+                raise SignatureInvalid("kid names no key in the keyring", slug="kid_unknown")
             candidates = (key,) if key.sig_chars == len(sig) else ()
         message = b"v1\n%s\n%s" % (path.encode("utf-8"), exp)
         if transform is not None:  # the memo stays sound: it is keyed by the exact query
@@ -241,7 +255,7 @@ class Verifier:
             if key.verify(message, sig):
                 break
         else:
-            raise _NoMatch(self._why_no_match(sig, kid))
+            raise self._no_match(sig)
         return Grant(key.kid, int(exp))  # genuine; the caller judges its time
 
     def _judge_time(self, kid: str, expires: int) -> None:
@@ -250,25 +264,28 @@ class Verifier:
             raise SignatureExpired(exp=expires, now=now, kid=kid)
         if self.max_ttl and expires - now > self.max_ttl:
             raise SignatureInvalid(
-                f"exp is {int(expires - now)} s ahead, beyond the max TTL of {self.max_ttl} s"
+                f"exp is {int(expires - now)} s ahead, beyond the max TTL of {self.max_ttl} s",
+                slug="exp_beyond_max_ttl",
             )
 
-    def _why_no_match(self, sig: bytes, kid: bytes | None) -> str:
-        """Only on the failure path: tell a malformed sig from a wrong one, for logs."""
+    def _no_match(self, sig: bytes) -> _NoMatch:
+        """Only on the failure path: tell a malformed sig from a wrong one, for logs. (A kid
+        here named a key: a malformed one names none.)"""
         if len(sig) not in (43, 86) or not _SIG_TEXT.fullmatch(sig):
-            return "sig is not 43 or 86 base64url characters without padding"
-        if kid is not None and not _KID_TEXT.fullmatch(kid):
-            return "kid is malformed"
+            return _NoMatch(
+                "sig is not 43 or 86 base64url characters without padding", slug="sig_malformed"
+            )
         if not self.keyring:
-            return "no signing keys are configured"
-        return "signature matches no candidate key"
+            return _NoMatch("no signing keys are configured", slug="no_keys")
+        return _NoMatch("signature matches no candidate key", slug="no_key_matched")
 
 
 class _NoMatch(Exception):
-    """A well-formed signature that no candidate key made: the same answer every time."""
+    """A signature that no candidate key made: the same answer every time."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, slug: str) -> None:
         self.reason = reason
+        self.slug = slug
 
 
 def _scan(

@@ -239,7 +239,9 @@ def transform_from_pairs(pairs: Iterable[tuple[str, str | int]]) -> Transform | 
     for name, value in pairs:
         raw = name.encode("utf-8")
         if raw not in _RULES and raw[:2] != b"p:":
-            raise BadTransform(f"{_show(raw)} is not a transform parameter")
+            raise BadTransform(
+                f"{_show(raw)} is not a transform parameter", slug="transform_malformed"
+            )
         _take(values, raw, str(value).encode("utf-8"))
         found = True
     return Transform._make(values) if found else None
@@ -261,19 +263,25 @@ def _take(values: list[Any], name: bytes, value: bytes) -> None:
         preset = name[2:]
         if not PRESET_NAME.fullmatch(preset):
             raise BadTransform(
-                f"preset {_show(name)}: NAME must be 1 to 64 of A-Z a-z 0-9 _ - after 'p:'"
+                f"preset {_show(name)}: NAME must be 1 to 64 of A-Z a-z 0-9 _ - after 'p:'",
+                slug="preset_name_malformed",
             )
         if value:
-            raise BadTransform(f"preset {_show(name)} takes no value, got {_show(value)}")
+            raise BadTransform(
+                f"preset {_show(name)} takes no value, got {_show(value)}", slug="preset_with_value"
+            )
         if given is not None:
             raise BadTransform(
-                f"more than one preset: {_show(b'p:' + given.encode())} and {_show(name)}"
+                f"more than one preset: {_show(b'p:' + given.encode())} and {_show(name)}",
+                slug="preset_repeated",
             )
         values[_PRESET] = preset.decode("ascii")
         return
     index, rule = entry
     if values[index] is not None:
-        raise BadTransform(f"transform parameter {rule.name} is given more than once")
+        raise BadTransform(
+            f"transform parameter {rule.name} is given more than once", slug="transform_repeated"
+        )
     if rule.values is not None:
         typed = rule.values.get(value)
     elif (
@@ -288,7 +296,9 @@ def _take(values: list[Any], name: bytes, value: bytes) -> None:
         typed = None
     if typed is None:
         raise BadTransform(
-            f"transform parameter {rule.name}={_show(value)} is malformed: expected {rule.expected}"
+            f"transform parameter {rule.name}={_show(value)} is malformed:"
+            f" expected {rule.expected}",
+            slug="transform_malformed",
         )
     values[index] = typed
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -132,6 +134,7 @@ def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
         ("HEAD", 200, "public"),
     ]
     assert [line["cache"] for line in images] == ["miss", "miss", "-", "miss", "hit"]
+    assert [line.get("reason") for line in images] == [None, None, "sig_malformed", None, None]
     first = images[0]
     assert set(first) == {
         "time",
@@ -192,10 +195,33 @@ def test_log_lines_are_valid_json_whatever_the_request_holds(
     assert "secret" not in line.decode("latin-1")
 
 
+def documented_uvicorn_options() -> list[str]:
+    """The options the README gives `uvicorn --factory edge.app:create_app` ("Serving"),
+    but the port, which each test picks."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"^    (uvicorn --factory .*?)\n\n", readme, re.MULTILINE | re.DOTALL)
+    words = shlex.split(command.replace("\\\n", " "))
+    assert words[:3] == ["uvicorn", "--factory", "edge.app:create_app"], words
+    options = words[3:]
+    at = options.index("--port")
+    return options[:at] + options[at + 2 :]
+
+
+#: uvicorn's options as the README gives them, then its own defaults, then its most
+#: talkative: at `trace` uvicorn logs each request's ASGI scope, query string and all.
+FACTORY_RUNS = {
+    "as documented": documented_uvicorn_options(),
+    "uvicorn's defaults": [],
+    "access log asked, trace": ["--access-log", "--log-level", "trace"],
+}
+
+
 @pytest.mark.slow
-def test_uvicorn_on_the_factory_logs_no_signature(tmp_path: Path) -> None:
-    """`uvicorn --factory edge.app:create_app` with uvicorn's own defaults: its access log
-    (which prints whole URLs) is off, edge's redacts `sig`."""
+@pytest.mark.parametrize("options", FACTORY_RUNS.values(), ids=FACTORY_RUNS)
+def test_uvicorn_on_the_factory_logs_no_signature(tmp_path: Path, options: list[str]) -> None:
+    """`uvicorn --factory edge.app:create_app`: uvicorn's access log (which prints whole
+    URLs) and its trace of ASGI messages (whole scopes) are off, whatever uvicorn is told,
+    and edge's access log redacts `sig`: the signature is nowhere in stdout or stderr."""
     root = tmp_path / "images"
     (root / "private" / "alice").mkdir(parents=True)
     (root / "public").mkdir()
@@ -212,6 +238,7 @@ def test_uvicorn_on_the_factory_logs_no_signature(tmp_path: Path) -> None:
                 "edge.app:create_app",
                 "--port",
                 f"{port}",
+                *options,
             ],
             env=env,
             cwd=tmp_path,
@@ -237,3 +264,5 @@ def test_uvicorn_on_the_factory_logs_no_signature(tmp_path: Path) -> None:
     logged = (tmp_path / "out.log").read_text()
     assert "/i/alice/secret.png?sig=[redacted]" in logged
     assert sig not in logged
+    if "trace" in options:
+        assert " TRACE uvicorn.error: " in logged, "uvicorn did log at trace"

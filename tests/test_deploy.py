@@ -132,8 +132,12 @@ def test_compose_file() -> None:
 def test_compose_nginx_config_is_the_proxy_config_with_service_names() -> None:
     proxy = (DEPLOY / "nginx" / "edge-proxy.conf").read_text()
     expected = proxy.replace("pid /run/nginx-edge-proxy.pid;", "pid /run/nginx.pid;")
+    # The container's logs are its streams: nginx's messages on stderr, requests on stdout.
     expected = expected.replace(
-        "error_log /var/log/nginx/edge-proxy-error.log warn;", "error_log /dev/stderr warn;"
+        "error_log /var/log/nginx/edge-proxy-error.log ", "error_log /dev/stderr "
+    )
+    expected = expected.replace(
+        "access_log /var/log/nginx/edge-proxy-access.log ", "access_log /dev/stdout "
     )
     expected = expected.replace("server 127.0.0.1:8080 ", "server edge1:8080 ").replace(
         "server 127.0.0.1:8081 ", "server edge2:8080 "

@@ -12,7 +12,7 @@ import pytest
 from edge.accesslog import AccessLog
 from edge.metrics import Metrics
 from edge.observe import Observer
-from edge.record import Record
+from edge.record import Record, with_reason
 from tests.support.clock import Clock
 from tests.support.records import answered, public_hit, queued
 
@@ -80,6 +80,33 @@ def test_remembered_lines_stay_per_request_and_bounded() -> None:
     long_query = b"sig=s&pad=" + b"x" * 2000
     assert logged(b"/i/a/long.png", long_query)["path"].endswith("sig=[redacted]&pad=" + "x" * 2000)
     assert observer.kinds == {}, "a long (path, query) is formatted each time, never kept"
+
+
+def test_refusals_of_one_url_for_two_reasons_keep_their_own_lines() -> None:
+    """The same URL refused the same way for another reason (a preset first unknown, then
+    written malformed) is another kind of line: the memo never hands out the first reason.
+    Metrics rows do not split by reason."""
+    log = AccessLog(os.open(os.devnull, os.O_WRONLY))
+    log.close()
+    metrics = Metrics()
+    observer = Observer(metrics=metrics, log=log)
+    scope = {**public_hit(1)[0], "query_string": b"p:thumb"}
+    for reason in ("preset_unknown", "preset_malformed", "preset_unknown", "-"):
+        outcome = with_reason("bad_request", reason)
+        observer.finish(scope, answered(observer.start(), 400, 86, outcome, "-"))
+    lines = queued(log)
+    assert [line.get("reason") for line in lines] == [
+        "preset_unknown",
+        "preset_malformed",
+        "preset_unknown",
+        None,  # a line without a reason has no such field
+    ]
+    assert {line["outcome"] for line in lines} == {"bad_request"}
+    assert len(observer.kinds) == 3
+    (family,) = [f for f in metrics.registry.collect() if f.name == "edge_requests"]
+    assert [(s.labels, s.value) for s in family.samples if s.name == "edge_requests_total"] == [
+        ({"outcome": "bad_request", "status": "400"}, 4.0)
+    ]
 
 
 def test_metrics_are_the_same_with_the_log_on_or_off(monkeypatch: pytest.MonkeyPatch) -> None:

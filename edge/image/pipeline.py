@@ -24,7 +24,7 @@ from collections.abc import Callable
 from starlette.types import Receive, Scope, Send
 
 from edge.cache import HotCache
-from edge.errors import EdgeError, NotFound, Overloaded, RangeNotSatisfiable
+from edge.errors import NO_SLUG, EdgeError, NotFound, Overloaded, RangeNotSatisfiable
 from edge.image.answer import CachePolicy, Headers
 from edge.image.presets import Presets
 from edge.image.read import Reader
@@ -33,7 +33,7 @@ from edge.image.stream import Streamer
 from edge.image.transform import Transformer
 from edge.limits import ReadSlots
 from edge.metrics import Metrics
-from edge.record import Record
+from edge.record import Record, with_reason
 from edge.requestid import HEADER as REQUEST_ID
 from edge.responses import Header, error_response
 from edge.settings import Settings
@@ -63,7 +63,8 @@ class ImagePipeline:
         self.cors = settings.cors
         #: Server-Timing and Timing-Allow-Origin, or None (the default): see edge.timing.
         self.timing = server_timing(settings.server_timing, settings.timing_allow_origin)
-        self._answers: dict[type[Exception], tuple[int, list[Header], bytes, str]] = {}
+        #: (error type, slug) -> its answer: see _error_answer.
+        self._answers: dict[tuple[type[Exception], str], tuple[int, list[Header], bytes, str]] = {}
         self.parser = Parser()
         self.verifier = verifier
         self.cache = (
@@ -150,7 +151,8 @@ class ImagePipeline:
     async def fail(self, send: Send, error: Exception, scope: Scope, record: Record) -> None:
         """Answer an error before any byte of the image was sent: only its fixed code and
         message (edge.responses), never its reason."""
-        answer = self._answers.get(type(error))
+        slug = error.slug if isinstance(error, EdgeError) else NO_SLUG
+        answer = self._answers.get((type(error), slug))
         if answer is None:
             if not isinstance(error, EdgeError):
                 # A bug: logged with its traceback, answered without it.
@@ -169,16 +171,13 @@ class ImagePipeline:
         record.sent = 0 if head else len(body)
 
     def _error_answer(self, error: EdgeError) -> tuple[int, list[Header], bytes, str]:
-        """Status, headers, body and outcome of an error, kept per kind when they depend on the
-        kind alone: rejections are frequent, and this saves 4,700 instructions (3%) of each
-        (bench.hotpath, bad-signature)."""
+        """Status, headers, body and outcome of an error, the outcome with the cause's slug
+        for the access log's reason (edge.record.with_reason). Kept per kind and slug when they
+        depend on those alone: rejections are frequent, and this saves 4,700 instructions
+        (3%) of each (bench.hotpath, bad-signature). Slugs are the code's own: a few dozen."""
         status, headers, body = error_response(error, cors=self.cors)
-        answer = (
-            status,
-            headers,
-            body,
-            "error" if type(error) is EdgeError else error.code.lower(),
-        )
+        outcome = "error" if type(error) is EdgeError else error.code.lower()
+        answer = (status, headers, body, with_reason(outcome, error.slug))
         if not isinstance(error, RangeNotSatisfiable | Overloaded):
-            self._answers[type(error)] = answer
+            self._answers[type(error), error.slug] = answer
         return answer

@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from edge.errors import BadRequest, BadTransform, NotFound, UnprocessableImage
 from edge.image.read import Reader
@@ -43,8 +44,8 @@ class Presets:
         self.reader = reader
         self.ttl = ttl
         self.clock = clock
-        # storage key -> (expires, the preset's transform, or the reason it is refused)
-        self._kept: Memo[str, tuple[float, Transform | str]] = Memo(max_entries=PRESETS_KEPT)
+        # storage key -> (expires, the preset's transform, or why it is refused)
+        self._kept: Memo[str, tuple[float, Transform | Refusal]] = Memo(max_entries=PRESETS_KEPT)
 
     async def resolve(self, user: str, asked: Transform, record: Record) -> Transform:
         """``asked`` laid over the preset it names (``asked.preset`` is not None)."""
@@ -56,24 +57,31 @@ class Presets:
             expires = self.clock() + self.ttl
             kept = self._kept.remember(key, (expires, preset), sys.getsizeof(key) + 400)
         preset = kept[1]
-        if isinstance(preset, str):
-            raise BadTransform(preset)
+        if isinstance(preset, Refusal):
+            raise BadTransform(preset.reason, slug=preset.slug)
         return asked.over(preset)
 
-    async def _read(self, key: str, name: str, record: Record) -> Transform | str:
+    async def _read(self, key: str, name: str, record: Record) -> Transform | Refusal:
         try:
             _, data = await self.reader.whole(key, record, PRESET_MAX_BYTES)
         except NotFound:
-            return f"unknown preset {name}"
+            return Refusal(f"unknown preset {name}", slug="preset_unknown")
         except UnprocessableImage as too_large:
             log.warning("preset %s is malformed: %s", key[:300], too_large.reason)
-            return f"preset {name} is malformed"
+            return Refusal(f"preset {name} is malformed", slug="preset_malformed")
         try:
             return parse_preset(data)
         except (ValueError, RecursionError, BadRequest) as error:
             why = error.reason if isinstance(error, BadRequest) else str(error)
             log.warning("preset %s is malformed: %s", key[:300], why[:300])
-            return f"preset {name} is malformed"
+            return Refusal(f"preset {name} is malformed", slug="preset_malformed")
+
+
+class Refusal(NamedTuple):
+    """Why a preset is refused (a ``400``), kept for its TTL like a good preset."""
+
+    reason: str
+    slug: str
 
 
 def parse_preset(data: bytes) -> Transform:

@@ -234,7 +234,10 @@ WHOLE = ImageRequest("", b"", False, NO_CONDITIONS)
 
 def _check_size(key: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise UnprocessableImage(f"{key[:300]} is {size} bytes, over the {max_bytes} read whole")
+        raise UnprocessableImage(
+            f"{key[:300]} is {size} bytes, over the {max_bytes} read whole",
+            slug="source_too_large",
+        )
 
 
 def hit(entry: Entry, key: str, private: bool, request: ImageRequest) -> Found:

@@ -75,12 +75,15 @@ class Transformer:
 
     async def variant(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
         if grant is None and self.mode == "signed":
-            raise SignatureInvalid("EDGE_TRANSFORMS=signed: a transform needs a signed URL")
+            raise SignatureInvalid(
+                "EDGE_TRANSFORMS=signed: a transform needs a signed URL", slug="transform_unsigned"
+            )
         output = _output(request.path)
         if output is None:
             raise BadTransform(
                 "a transform's output format is the path's extension:"
-                " .jpg, .jpeg, .png, .webp, .avif or .gif"
+                " .jpg, .jpeg, .png, .webp, .avif or .gif",
+                slug="output_format_unknown",
             )
         asked = request.transform or CONVERSION
         wanted = asked.effective_key()
@@ -130,7 +133,10 @@ class Transformer:
             source_key, stat = source
             limit = self.limits.max_source_bytes
             if stat.size > limit:
-                raise UnprocessableImage(f"{source_key[:300]} is {stat.size} bytes, over {limit}")
+                raise UnprocessableImage(
+                    f"{source_key[:300]} is {stat.size} bytes, over {limit}",
+                    slug="source_too_large",
+                )
 
             async def read() -> bytes:
                 nonlocal stat  # the validators of the very bytes transformed, for the ETag
@@ -141,7 +147,8 @@ class Transformer:
             if len(rendered.data) > self.max_output_bytes:
                 raise UnprocessableImage(
                     f"output is {len(rendered.data)} bytes, over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
-                    f" ({self.max_output_bytes})"
+                    f" ({self.max_output_bytes})",
+                    slug="output_too_large",
                 )
             etag = variant_etag(source_key, stat, resolved, output)
             made = Stat(len(rendered.data), etag, stat.last_modified, MEDIA_TYPES[output])

@@ -74,14 +74,15 @@ def render(
     if plan.output.pixels > limits.max_output_pixels:
         raise UnprocessableImage(
             f"output would be {plan.output.width}x{plan.output.height} pixels, over"
-            f" EDGE_TRANSFORM_MAX_OUTPUT_PIXELS ({limits.max_output_pixels})"
+            f" EDGE_TRANSFORM_MAX_OUTPUT_PIXELS ({limits.max_output_pixels})",
+            slug="output_too_many_pixels",
         )
     frames = frames_kept(source, plan, output, limits)
     try:
         pages = run(plan, source, frames)
         encoded = encode(pages, output, asked.q)
     except pyvips.Error as error:
-        raise UnprocessableImage(f"libvips: {reason(error)}") from None
+        raise UnprocessableImage(f"libvips: {reason(error)}", slug="source_corrupt") from None
     return Rendered(encoded, output, pages[0].width, pages[0].height, len(pages))
 
 

@@ -69,16 +69,19 @@ def probe(data: bytes, limits: Limits) -> Source:
     if len(data) > limits.max_source_bytes:
         raise UnprocessableImage(
             f"source is {len(data)} bytes, over EDGE_TRANSFORM_MAX_SOURCE_BYTES"
-            f" ({limits.max_source_bytes})"
+            f" ({limits.max_source_bytes})",
+            slug="source_too_large",
         )
     try:
         header = pyvips.Image.new_from_buffer(data, "")
         loader = header.get("vips-loader")
     except pyvips.Error as error:
-        raise UnprocessableImage(f"not an image edge can read: {reason(error)}") from None
+        raise UnprocessableImage(
+            f"not an image edge can read: {reason(error)}", slug="source_unreadable"
+        ) from None
     kind = LOADERS.get(loader)
     if kind is None:  # cannot happen while libvips.configure() blocks the others
-        raise UnprocessableImage(f"{loader} is not a loader edge trusts")
+        raise UnprocessableImage(f"{loader} is not a loader edge trusts", slug="source_unreadable")
     width, height = header.width, header.height
     if kind in ANIMATED and header.get_typeof("n-pages"):
         pages = max(1, header.get("n-pages"))
@@ -89,7 +92,8 @@ def probe(data: bytes, limits: Limits) -> Source:
     if width * height > limits.max_source_pixels:
         raise UnprocessableImage(
             f"source is {width}x{height} pixels, over EDGE_TRANSFORM_MAX_SOURCE_PIXELS"
-            f" ({limits.max_source_pixels})"
+            f" ({limits.max_source_pixels})",
+            slug="source_too_many_pixels",
         )
     return Source(data, kind, Size(width, height), pages)
 

@@ -1,4 +1,5 @@
-"""Run real nginx with a config from deploy/nginx/, its ports, paths and upstreams rewritten."""
+"""Run real nginx with a config from deploy/nginx/, its ports, paths and upstreams rewritten:
+its logs are written into the test's folder, at the levels and in the formats shipped."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import httpx
 from tests.support.servers import free_port
 
 DEPLOY_NGINX = Path(__file__).parent.parent.parent / "deploy" / "nginx"
+#: Where nginx writes before it has read its config (its -e option).
+STARTUP_LOG = "startup-error.log"
 
 
 def nginx_binary() -> str:
@@ -29,9 +32,10 @@ def adapt(
 ) -> str:
     """The shipped config, pointed at this test's ports and folders."""
     config = re.sub(r"^pid .*;$", f"pid {workdir}/nginx.pid;", config, flags=re.MULTILINE)
-    config = re.sub(
-        r"^error_log .*;$", f"error_log {workdir}/error.log warn;", config, flags=re.MULTILINE
-    )
+    # Every log where it was, in the test's folder instead (compose's streams as files).
+    config = config.replace(" /var/log/nginx/", f" {workdir}/")
+    config = config.replace("error_log /dev/stderr ", f"error_log {workdir}/stderr.log ")
+    config = config.replace("access_log /dev/stdout ", f"access_log {workdir}/stdout.log ")
     config = config.replace("listen 8000;", f"listen 127.0.0.1:{listen};")
     config = config.replace("/var/cache/nginx/edge", str(workdir / "cache"))
     if root is not None:
@@ -46,6 +50,11 @@ def adapt(
     if os.geteuid() == 0:  # workers must read the test's private temp folders
         config = "user root;\n" + config
     return config
+
+
+def logs(workdir: Path) -> str:
+    """Every log nginx wrote in ``workdir``, for a failure's message."""
+    return "\n".join(f"{log.name}: {log.read_text()}" for log in sorted(workdir.glob("*.log")))
 
 
 def edit(config: str, edits: Sequence[tuple[str, str]]) -> str:
@@ -78,15 +87,17 @@ def run_nginx(
         )
     )
     nginx = nginx_binary()
+    # -e: even what nginx says before it reads the config goes to the test's folder.
+    startup = ["-p", str(workdir), "-e", str(workdir / STARTUP_LOG), "-c", str(conf)]
     check = subprocess.run(
-        [nginx, "-t", "-p", str(workdir), "-c", str(conf)],
+        [nginx, "-t", *startup],
         capture_output=True,
         text=True,
         check=False,
     )
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(
-        [nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"],
+        [nginx, *startup, "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -98,7 +109,7 @@ def run_nginx(
                 httpx.get(base + "/nginx-ready-probe", timeout=1)
                 break
             except httpx.TransportError:
-                assert process.poll() is None, (workdir / "error.log").read_text()
+                assert process.poll() is None, logs(workdir)
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.05)
         yield base
