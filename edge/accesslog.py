@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 
 from orjson import dumps
 
@@ -19,9 +20,12 @@ from edge.record import outcome_and_reason
 
 REDACTED = b"[redacted]"
 MAX_LOGGED_TARGET = 2048
-#: Bytes of access-log lines queued at most while stdout is slow: a line is at most
-#: about 8 KiB (a 4 KiB target, escaped), so this holds over a thousand of the worst
-#: and tens of thousands of ordinary ones.
+#: Characters of a referer or user agent logged at most; a longer one ends with TRUNCATED.
+MAX_LOGGED_HEADER = 512
+TRUNCATED = "[truncated]"
+#: Bytes of access-log lines queued at most while stdout is slow: a line is at most about
+#: 14 KiB (a 4 KiB target, a referer and a user agent of 512 characters, all escaped), so
+#: this holds over 500 of the worst and tens of thousands of ordinary ones.
 ACCESS_LOG_BUFFER_BYTES = 8 * 1024 * 1024
 
 
@@ -62,9 +66,20 @@ class AccessLog:
         self.put = self.writer.put
 
     @staticmethod
-    def line(duration: bytes, client: str, text: bytes) -> bytes:
-        """A whole line but its time: the duration, the client, then the kind's text."""
-        return duration + CLIENT + dumps(client) + text
+    def line(
+        duration: bytes, client: str, request_id: bytes, headers: Headers, text: bytes
+    ) -> bytes:
+        """A whole line but its time: the duration, the client, the request's ID, referer and
+        user agent (each line's own, so they are not among the memoized facts), then the
+        kind's text. The ID needs no escaping (edge.requestid's alphabet); the referer and
+        user agent are the client's, escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`."""
+        referer = agent = b""
+        for name, value in headers:
+            if name == b"user-agent":
+                agent = value
+            elif name == b"referer":
+                referer = value
+        return _LINE % (duration, dumps(client), request_id, _header(referer), _header(agent), text)
 
     @staticmethod
     def text(facts: Facts) -> bytes:
@@ -94,6 +109,15 @@ class AccessLog:
         self.writer.close(timeout)
 
 
+def _header(value: bytes) -> bytes:
+    """A header's value as a JSON string: ``"-"`` when absent, cut (and marked) when long."""
+    if not value:
+        return b'"-"'
+    if len(value) > MAX_LOGGED_HEADER:
+        return dumps(value[:MAX_LOGGED_HEADER].decode("latin-1") + TRUNCATED)
+    return dumps(value.decode("latin-1"))
+
+
 def _stamp() -> bytes:
     return time.strftime(STAMP, time.gmtime()).encode()
 
@@ -104,7 +128,8 @@ def _stamp() -> bytes:
 Facts = tuple[str, str, bytes, bytes, int, int, str, str]
 #: Each line starts with the batch's second, then its duration: see AccessLog._flush.
 STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
-CLIENT = b',"client":'
+_LINE = b'%s,"client":%s,"request_id":"%s","referer":%s,"user_agent":%s%s'
+Headers = Iterable[tuple[bytes, bytes]]
 _TEXT = (
     b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"%s}\n'
 )

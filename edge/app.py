@@ -34,6 +34,8 @@ from edge.metrics import Metrics
 from edge.observe import Observer
 from edge.proxies import ProxyPolicy
 from edge.record import Record
+from edge.requestid import HEADER as REQUEST_ID
+from edge.requestid import RequestIds
 from edge.responses import NO_STORE, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
@@ -103,14 +105,13 @@ class Edge:
             settings.signing_keys, max_ttl=settings.max_ttl, leeway=settings.clock_leeway
         )
         self.metrics = None if settings.metrics == "off" else Metrics()
+        proxies = ProxyPolicy(settings.trusted_proxies)
         self.observer = Observer(
             metrics=self.metrics,
-            log=(
-                AccessLog(proxies=ProxyPolicy(settings.trusted_proxies))
-                if settings.access_log == "json"
-                else None
-            ),
+            log=AccessLog(proxies=proxies) if settings.access_log == "json" else None,
         )
+        #: Each request's X-Request-ID: a trusted proxy's, or a new one (edge.requestid).
+        self.ids = RequestIds(proxies)
         policy = CachePolicy(
             public_max_age=settings.public_max_age, private_max_age=settings.private_max_age
         )
@@ -142,6 +143,7 @@ class Edge:
             await self.router(scope, receive, send)
             return
         record = self.observer.start()
+        record.request_id = self.ids.of(scope)
         try:
             if self.bare_hosts and not scope["path"].startswith("/i/"):
                 scope = self._bare(scope)
@@ -221,11 +223,13 @@ class Edge:
 
 
 def _recording(send: Send, record: Record) -> Send:
-    """Wrap ``send`` to note the status and body size of a response Starlette builds."""
+    """Wrap ``send`` to note the status and body size of a response Starlette builds, and
+    to add the request's ``X-Request-ID``."""
 
     async def recording(message: Message) -> None:
         if message["type"] == "http.response.start":
             record.status = message["status"]
+            message["headers"] = [*message["headers"], (REQUEST_ID, record.request_id)]
         elif message["type"] == "http.response.body":
             record.sent += len(message.get("body", b""))
         await send(message)

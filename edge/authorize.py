@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from edge.errors import BadRequest, EdgeError, MethodNotAllowed, TransformElsewhere
 from edge.paths import PREFIX, request_path
 from edge.record import Record, with_reason
+from edge.requestid import HEADER as REQUEST_ID
 from edge.responses import JSON, NO_STORE, NOSNIFF, Header, error_body
 from edge.settings import Settings
 from edge.signing import Grant, Verifier
@@ -96,7 +97,7 @@ class AuthHandler:
             record.status, record.outcome = DENIED, with_reason(error.code.lower(), error.slug)
             body = error_body(error.code, error.message, DENIED)
             headers = [JSON, NO_STORE, NOSNIFF, (b"x-edge-error", error.code.encode()), *self.cors]
-            await _send(send, DENIED, headers, body)
+            await _send(send, DENIED, headers, body, record)
             record.sent = len(body)
             return
         visibility = b"public" if grant is None else b"private"
@@ -112,7 +113,7 @@ class AuthHandler:
             NO_STORE,  # the verdict itself: it must not be cached by the proxy as a response
             NOSNIFF,
         ]
-        await _send(send, 200, headers, b"")
+        await _send(send, 200, headers, b"", record)
 
     def _original(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None]:
         """The original URI and method, each from its one header; refused when either is
@@ -137,7 +138,13 @@ class AuthHandler:
         return uris[0], methods[0] if methods else None
 
 
-async def _send(send: Send, status: int, headers: list[Header], body: bytes) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
+async def _send(
+    send: Send, status: int, headers: list[Header], body: bytes, record: Record
+) -> None:
+    headers = [
+        *headers,
+        (b"content-length", str(len(body)).encode()),
+        (REQUEST_ID, record.request_id),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -91,6 +91,23 @@ def parse_flag(name: str, text: str) -> bool:
     raise ConfigError(f"{name}: expected on or off, got {text!r}")
 
 
+_ORIGIN = re.compile(r"https?://[a-z0-9.\[\]:-]+")
+
+
+def parse_origins(name: str, text: str) -> tuple[str, ...]:
+    """Empty (none), ``*``, or origins (``https://app.example.com``), comma-separated."""
+    origins = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if origins == ("*",):
+        return origins
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name}: expected * or origins such as https://app.example.com (scheme, host,"
+                f" optional port, lower case, no path), got {origin!r}"
+            )
+    return origins
+
+
 def parse_optional_url(name: str, text: str) -> str | None:
     """An http:// or https:// URL; empty means none."""
     if not text:

@@ -24,6 +24,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from edge.requestid import RequestIdFilter
+
 #: Bytes of messages (stderr) queued at most. Messages are rare: this is minutes of
 #: warnings at a high rate, and 4 MiB of memory.
 MESSAGE_BUFFER_BYTES = 4 * 1024 * 1024
@@ -33,7 +35,9 @@ MESSAGE_BUFFER_BYTES = 4 * 1024 * 1024
 #: each request's scope, query string included.
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
 _SERVER_URL_LOGGERS = ("uvicorn.access", "uvicorn.asgi")
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: ``request_id`` is `` request_id=...`` while a request is served, else empty
+#: (edge.requestid.RequestIdFilter, on the handler).
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(request_id)s"
 
 
 class LineWriter:
@@ -166,6 +170,7 @@ def install_logging(level: int = logging.INFO) -> LineWriter:
     writer.start()
     handler = QueueHandler(writer)
     handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers = [*(h for h in root.handlers if not _plain_stream(h)), handler]
     root.setLevel(level)

@@ -85,7 +85,15 @@ class Observer:
         if stats is not None and row is not None:
             stats.add(row, seconds, record.sent)
         # Milliseconds to the microsecond, in orjson's shortest form (0.123, 1.5).
-        log.put(log.line(dumps(seconds * 1e6 // 1 / 1000), client, text))
+        log.put(
+            log.line(
+                dumps(seconds * 1e6 // 1 / 1000),
+                client,
+                record.request_id,
+                scope["headers"],
+                text,
+            )
+        )
 
     def _kind(self, facts: Facts) -> tuple[list[float] | None, bytes]:
         """A new kind of request's metrics row and line text, kept unless its path and query

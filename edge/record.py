@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edge.errors import NO_SLUG
+
+if TYPE_CHECKING:
+    from edge.timing import Timings
 
 #: Between a refusal's outcome and its reason in ``Record.outcome``.
 _MARK = ":"
@@ -19,7 +24,7 @@ class Record:
     request carries no reason at all: a cached hit pays nothing for them.
     """
 
-    __slots__ = ("cache", "outcome", "sent", "started", "status")
+    __slots__ = ("cache", "outcome", "request_id", "sent", "started", "status", "timing")
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -27,6 +32,10 @@ class Record:
         self.sent = 0
         self.outcome = "other"
         self.cache = "-"
+        #: Set by the app (edge.requestid) before the request is answered.
+        self.request_id = b"-"
+        #: Durations for Server-Timing (edge.timing.Timings), only when EDGE_SERVER_TIMING is on.
+        self.timing: Timings | None = None
 
 
 def with_reason(outcome: str, slug: str) -> str:

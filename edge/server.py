@@ -91,6 +91,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.bounds = _bounds(config)
         self.timeout_keep_alive = math.ceil(self.bounds.keepalive_timeout)  # uvicorn's type
         self.rejected = _rejections(config)
+        self.ids = getattr(_edge_of(config), "ids", None)  # X-Request-ID of a refusal
         self._in_head = True  # before, or inside, a request head
         self._head_since = 0.0  # loop time the head started; 0 while none is under way
         self._head_bytes = 0
@@ -158,6 +159,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self._count(reason)
         self._refusal = answer
         if self.cycle is None or self.cycle.response_complete:
+            if self.ids is not None:  # a new ID: no request was read to take one from
+                answer = answer.replace(
+                    _CLOSE, b"x-request-id: " + self.ids.new() + b"\r\n" + _CLOSE, 1
+                )
             self.transport.write(answer)
         self.transport.close()
 
@@ -181,7 +186,10 @@ def _closing_answer(error: EdgeError, *, cors: bool) -> bytes:
     status, headers, body = error_response(error, cors=cors)
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
     lines += [name + b": " + value + b"\r\n" for name, value in headers]
-    return b"".join([*lines, b"connection: close\r\n\r\n", body])
+    return b"".join([*lines, _CLOSE, b"\r\n", body])
+
+
+_CLOSE = b"connection: close\r\n"
 
 
 def _edge_of(config: Config) -> Any:

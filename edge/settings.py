@@ -28,6 +28,7 @@ from edge.config_parsers import (
     parse_optional_duration,
     parse_optional_text,
     parse_optional_url,
+    parse_origins,
     parse_pixels,
     parse_seconds,
     parse_signing_keys,
@@ -346,7 +347,8 @@ class Settings:
         parse_access_log,
         OBSERVABILITY,
         "`json`: one JSON line per request on stdout (time, client, method, path with `sig`"
-        " redacted, status, bytes, duration, outcome, cache), written off the event loop;"
+        " redacted, status, bytes, duration, outcome, cache, request id, referer, user"
+        " agent), written off the event loop;"
         " `off`: none.",
     )
     metrics: Literal["local", "on", "off"] | int = var(
@@ -363,7 +365,25 @@ class Settings:
         parse_networks,
         OBSERVABILITY,
         "Proxies (addresses or CIDR networks, comma-separated) whose `X-Forwarded-For` and"
-        " `X-Forwarded-Proto` name the client in logs; from anyone else they are ignored.",
+        " `X-Forwarded-Proto` name the client in logs, and whose `X-Request-ID` is kept (if 1 to"
+        " 128 characters of `A-Za-z0-9._:-`); from anyone else they are ignored.",
+    )
+    server_timing: bool = var(
+        "off",
+        parse_flag,
+        OBSERVABILITY,
+        "`on` adds `Server-Timing` to image responses: `cache;desc=hit|miss|none`,"
+        " `storage;dur=`, `verify;dur=` and, when a transform ran, `transform;dur=`"
+        " (milliseconds). It tells anyone what the cache holds and how long storage takes.",
+    )
+    timing_allow_origin: tuple[str, ...] = var(
+        "",
+        parse_origins,
+        OBSERVABILITY,
+        "`Timing-Allow-Origin` on image responses, so pages of other origins see"
+        " `Server-Timing` and the Resource Timing details: empty sends none, `*` any origin, a"
+        " comma-separated list of origins (`https://app.example.com`) echoes the request's"
+        " `Origin` when listed (with `Vary: Origin`).",
     )
     ready_interval: float = var(
         "5",

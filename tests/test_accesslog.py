@@ -147,7 +147,12 @@ def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
         "duration_ms",
         "outcome",
         "cache",
+        "request_id",
+        "referer",
+        "user_agent",
     }
+    assert first["referer"] == "-" and first["user_agent"].startswith("python-httpx/")
+    assert len({line["request_id"] for line in images}) == len(images)
     assert (
         first["bytes"] == len(PNG) and first["client"] == "127.0.0.1" and first["duration_ms"] > 0
     )

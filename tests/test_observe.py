@@ -60,6 +60,7 @@ def test_remembered_lines_stay_per_request_and_bounded() -> None:
             "method": "GET",
             "raw_path": raw_path,
             "query_string": query,
+            "headers": [],
         }
         observer.finish(scope, exchange)
         return queued(log)[-1]

@@ -34,11 +34,13 @@ from edge.image.transform import Transformer
 from edge.limits import ReadSlots
 from edge.metrics import Metrics
 from edge.record import Record, with_reason
+from edge.requestid import HEADER as REQUEST_ID
 from edge.responses import Header, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
 from edge.storage import Storage
 from edge.storage.base import CHUNK_BYTES
+from edge.timing import server_timing
 from edge.transform import Limits, TransformPool
 
 log = logging.getLogger("edge")
@@ -59,6 +61,8 @@ class ImagePipeline:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cors = settings.cors
+        #: Server-Timing and Timing-Allow-Origin, or None (the default): see edge.timing.
+        self.timing = server_timing(settings.server_timing, settings.timing_allow_origin)
         #: (error type, slug) -> its answer: see _error_answer.
         self._answers: dict[tuple[type[Exception], str], tuple[int, list[Header], bytes, str]] = {}
         self.parser = Parser()
@@ -102,7 +106,10 @@ class ImagePipeline:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, record: Record) -> None:
         try:
             request = self.parser.parse(scope)
-            grant = self.verifier.verify(request.path, request.query)
+            if self.timing is None:
+                grant = self.verifier.verify(request.path, request.query)
+            else:
+                grant = self.timing.verify(self.verifier, request, record)
             if request.transform is None:
                 try:
                     found = self.reader.cached(request, grant, record)
@@ -122,6 +129,9 @@ class ImagePipeline:
             record.status = reply.status
             record.outcome = "private" if found.private else "public"
             headers = self.headers.head(found, grant, request.path)
+            headers.append((REQUEST_ID, record.request_id))
+            if self.timing is not None:
+                headers += self.timing.headers(record, scope)
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
             if reply.body is None:  # held in memory (cached, or a variant)
                 body = b"" if request.head or reply.data is None else reply.data
@@ -152,6 +162,9 @@ class ImagePipeline:
             answer = self._error_answer(error)
         status, headers, body, record.outcome = answer
         record.status = status
+        headers = [*headers, (REQUEST_ID, record.request_id)]
+        if self.timing is not None:
+            headers += self.timing.headers(record, scope)
         head = scope["method"] == "HEAD"
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})

@@ -88,6 +88,7 @@ class Reader:
     async def stored(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
         """An answer from storage, under a read slot its body streams under."""
         rest = request.path[3:]
+        started = time.perf_counter()
         lease = Lease(self.slots)
         await lease.take()
         try:
@@ -104,6 +105,9 @@ class Reader:
         except BaseException:
             lease.give_back()
             raise
+        finally:
+            if record.timing is not None:  # EDGE_SERVER_TIMING
+                record.timing.storage += time.perf_counter() - started
 
     async def whole(self, key: str, record: Record, max_bytes: int) -> tuple[Stat, bytes]:
         """The whole object at ``key``, for a transform or a preset: from the cache, else from
@@ -111,6 +115,7 @@ class Reader:
         absent; UnprocessableImage, before its bytes are read, if over ``max_bytes``."""
         entry = self.cache.get(key) if self.cache is not None else None
         if entry is None:
+            started = time.perf_counter()
             lease = Lease(self.slots)
             await lease.take()
             try:
@@ -123,6 +128,8 @@ class Reader:
                         await reply.body.aclose()
             finally:
                 lease.give_back()
+                if record.timing is not None:  # EDGE_SERVER_TIMING
+                    record.timing.storage += time.perf_counter() - started
             return reply.stat, data or b""
         if entry.stat is None:
             raise NotFound("cached: not found")

@@ -143,7 +143,7 @@ class Transformer:
                 stat, data = await self.reader.whole(source_key, record, limit)
                 return data
 
-            rendered = await self._render(read, resolved, output)
+            rendered = await self._render(read, resolved, output, record)
             if len(rendered.data) > self.max_output_bytes:
                 raise UnprocessableImage(
                     f"output is {len(rendered.data)} bytes, over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
@@ -169,7 +169,11 @@ class Transformer:
         return entry
 
     async def _render(
-        self, read: Callable[[], Awaitable[bytes]], transform: Transform, output: OutputFormat
+        self,
+        read: Callable[[], Awaitable[bytes]],
+        transform: Transform,
+        output: OutputFormat,
+        record: Record,
     ) -> Rendered:
         """The engine's work in a pool worker, the source read once the worker is free (so
         waiting requests hold no source bytes), timed in the worker."""
@@ -186,9 +190,12 @@ class Transformer:
         try:
             return await self.pool.run(work, prepare=read)
         finally:
-            if self.metrics is not None and started:
+            if started:
                 seconds = time.perf_counter() - started
-                self.metrics.transforms.labels(output, outcome).observe(seconds)
+                if self.metrics is not None:
+                    self.metrics.transforms.labels(output, outcome).observe(seconds)
+                if record.timing is not None:  # EDGE_SERVER_TIMING
+                    record.timing.transform = seconds
 
     def _keep(self, key: str, stat: Stat | None, data: bytes) -> Entry:
         """The cache's entry for the variant, or one of its own when the cache cannot keep

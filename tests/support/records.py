@@ -27,6 +27,7 @@ def public_hit(number: int) -> tuple[dict[str, Any], Record]:
         "raw_path": b"/i/alice/%d.png" % number,
         "path": "",
         "query_string": b"",
+        "headers": [],
     }
     return scope, exchange
 
