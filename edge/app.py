@@ -133,7 +133,7 @@ class Edge:
         record = self.observer.start()
         try:
             if scope["path"].startswith("/i/"):
-                await self.images(scope, receive, send, record)
+                await self.images.serve(scope, receive, send, record)
             elif scope["path"] == "/auth":
                 await self.auth(scope, receive, send, record)
             else:
