@@ -148,7 +148,7 @@ class Edge:
             if self.bare_hosts and not scope["path"].startswith("/i/"):
                 scope = self._bare(scope)
             if scope["path"].startswith("/i/"):
-                await self.images(scope, receive, send, record)
+                await self.images.serve(scope, receive, send, record)
             elif scope["path"] == "/auth":
                 await self.auth(scope, receive, send, record)
             else:

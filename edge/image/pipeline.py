@@ -103,7 +103,9 @@ class ImagePipeline:
             storage=storage, send_timeout=settings.send_timeout, metrics=metrics
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, record: Record) -> None:
+    # A plain method, not __call__: CPython 3.11 calls an instance through a slower, generic
+    # path (830 to 900 instructions, 0.5%, of each hit: bench.hotpath; Headers does the same).
+    async def serve(self, scope: Scope, receive: Receive, send: Send, record: Record) -> None:
         try:
             request = self.parser.parse(scope)
             if self.timing is None:
