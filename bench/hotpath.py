@@ -45,6 +45,8 @@ CASES = ("bare", "public", "signed", "bad-signature", "expired", "not-found")
 #: The same with the access log on, its writer thread asleep until the end (under
 #: valgrind its 20 ms wake-ups would land on every request): the line's own cost.
 LOG_CASES = ("public+log", "signed+log")
+#: The same with Server-Timing on (EDGE_SERVER_TIMING): what the header costs a hit.
+TIMING_CASES = ("public+timing", "signed+timing")
 REALISTIC = "realistic"
 VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 COUNTS = (1000, 11000)  # differenced
@@ -66,7 +68,7 @@ INSTRUCTIONS = ROOT / "bench" / "results" / "instructions.md"
 
 
 def request_target(world: World, case: str) -> str:
-    case = case.removesuffix("+log")
+    case = case.removesuffix("+log").removesuffix("+timing")
     if case == "signed":
         return world.signed()
     if case == "bad-signature":
@@ -103,7 +105,10 @@ def make_app(
             EDGE_ACCESS_LOG="json", EDGE_TRUSTED_PROXIES="127.0.0.1", EDGE_CACHE_TTL="3600"
         )
     else:
-        env = world.edge_env(EDGE_ACCESS_LOG="json" if case.endswith("+log") else "off")
+        env = world.edge_env(
+            EDGE_ACCESS_LOG="json" if case.endswith("+log") else "off",
+            EDGE_SERVER_TIMING="on" if case.endswith("+timing") else "off",
+        )
     app, start = inprocess.build(env)
     if without:
         inprocess.replace(app, inprocess.off, *without)
@@ -247,7 +252,7 @@ def main(args: list[str]) -> int:
     if args == ["--all"]:
         world, _ = realistic_world()
         try:
-            for case in (*CASES, *LOG_CASES, REALISTIC):
+            for case in (*CASES, *LOG_CASES, *TIMING_CASES, REALISTIC):
                 found = per_request(case, world=world.root if case == REALISTIC else None)
                 print(f"{case:15} {found:10,.0f} instructions per request", flush=True)
         finally:
