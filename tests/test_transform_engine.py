@@ -10,7 +10,7 @@ import pyvips
 
 from edge.transform import OutputFormat, Transform, render
 from edge.transform.plan import Size
-from edge.transform.types import Crop, Flip
+from edge.transform_params import Crop, Flip
 from tests.support.transform_images import (
     change_x,
     change_y,

@@ -14,7 +14,7 @@ import pyvips
 
 from edge.errors import UnprocessableImage
 from edge.transform import Limits, OutputFormat, Transform, render
-from edge.transform.types import Crop
+from edge.transform_params import Crop
 from tests.support.transform_images import (
     animation,
     colour,

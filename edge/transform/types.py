@@ -1,10 +1,11 @@
 """What a transform asks for, as the engine reads it, and the output formats it can write.
 
-The URL parser (a colleague's ``Transform``, parsed and signed from the query) is not
-here yet, so the engine takes this small frozen dataclass with the same field names;
-:func:`adapt` turns any object with those attributes (strings or numbers, ``None`` for
-"not given") into it. Values are assumed canonical (the parser refuses the others); the
-engine re-checks only what would make its arithmetic wrong, raising ``ValueError``.
+The engine reads its own frozen dataclass, defaults filled and ``aspect`` a ratio;
+:func:`adapt` turns the URL parser's :class:`edge.transform_params.Transform` (or any
+object with those attributes: strings or numbers, ``None`` for "not given") into it.
+The parameters' vocabularies (``Fit``, ``Crop``, ``Flip``) are the parser's. Values
+are assumed canonical (the parser refuses the others); the engine re-checks only
+what would make its arithmetic wrong, raising ``ValueError``.
 """
 
 from __future__ import annotations
@@ -13,21 +14,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, cast, get_args
 
-Fit = Literal["cover", "contain", "fill", "scale-down"]
-Crop = Literal[
-    "center",
-    "top",
-    "bottom",
-    "left",
-    "right",
-    "top-left",
-    "top-right",
-    "bottom-left",
-    "bottom-right",
-    "attention",
-    "entropy",
-]
-Flip = Literal["h", "v", "both"]
+from edge.transform_params import Crop, Fit, Flip
+
 OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 
 #: The requested file's extension decides the output format (the spec's table).
