@@ -9,8 +9,10 @@ storage, plain GETs filling the cache, concurrent ones sharing one read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from edge.cache import Entry, HotCache
 from edge.errors import NotFound, StorageError, StorageTimeout, UnprocessableImage
@@ -113,12 +115,14 @@ class Reader:
         """The whole object at ``key``, for a transform or a preset: from the cache, else from
         storage under a read slot (kept in the cache as a plain GET would be). NotFound if
         absent; UnprocessableImage, before its bytes are read, if over ``max_bytes``."""
-        entry = self.cache.get(key) if self.cache is not None else None
-        if entry is None:
-            started = time.perf_counter()
-            lease = Lease(self.slots)
-            await lease.take()
-            try:
+        entry = self._entry(key)
+        if entry is not None:
+            assert entry.stat is not None
+            _check_size(key, entry.stat.size, max_bytes)
+            return entry.stat, entry.data
+        started = time.perf_counter()
+        try:
+            async with self._slot():
                 reply = await self._load(key, WHOLE, record)
                 try:
                     _check_size(key, reply.stat.size, max_bytes)
@@ -126,48 +130,54 @@ class Reader:
                 finally:
                     if reply.body is not None:
                         await reply.body.aclose()
-            finally:
-                lease.give_back()
-                if record.timing is not None:  # EDGE_SERVER_TIMING
-                    record.timing.storage += time.perf_counter() - started
-            return reply.stat, data or b""
-        if entry.stat is None:
-            raise NotFound("cached: not found")
-        _check_size(key, entry.stat.size, max_bytes)
-        return entry.stat, entry.data
+        finally:
+            if record.timing is not None:  # EDGE_SERVER_TIMING
+                record.timing.storage += time.perf_counter() - started
+        return reply.stat, data or b""
 
     async def stat(self, key: str) -> Stat:
         """What storage knows of ``key`` (size, validators): from the cache, else one HEAD
         under a read slot. NotFound if absent."""
-        entry = self.cache.get(key) if self.cache is not None else None
+        entry = self._entry(key)
         if entry is not None:
-            if entry.stat is None:
-                raise NotFound("cached: not found")
+            assert entry.stat is not None
             return entry.stat
-        lease = Lease(self.slots)
-        await lease.take()
-        try:
+        async with self._slot():
             return (await self._timed_read(key, NO_CONDITIONS, True)).stat
-        finally:
-            lease.give_back()
 
     async def siblings(self, key: str) -> list[str]:
         """Keys in ``key``'s folder with its name and another image extension, preferred
         first (:meth:`edge.storage.Storage.siblings`): one listing, under a read slot."""
+        async with self._slot():
+            started = time.perf_counter()
+            try:
+                return await self.storage.siblings(key)
+            except (StorageError, StorageTimeout) as error:
+                self._failed(key, error)
+                raise
+            finally:
+                if self.metrics is not None:
+                    self.metrics.storage_latency.labels(self.storage.kind, "list").observe(
+                        time.perf_counter() - started
+                    )
+
+    def _entry(self, key: str) -> Entry | None:
+        """The cache's entry of a found object, None when storage must be asked; NotFound for
+        a cached "not found"."""
+        entry = self.cache.get(key) if self.cache is not None else None
+        if entry is not None and entry.stat is None:
+            raise NotFound("cached: not found")
+        return entry
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """A read slot held for the block (the whole-object reads: nothing streams on)."""
         lease = Lease(self.slots)
         await lease.take()
-        started = time.perf_counter()
         try:
-            return await self.storage.siblings(key)
-        except (StorageError, StorageTimeout) as error:
-            self._failed(key, error)
-            raise
+            yield
         finally:
             lease.give_back()
-            if self.metrics is not None:
-                self.metrics.storage_latency.labels(self.storage.kind, "list").observe(
-                    time.perf_counter() - started
-                )
 
     async def _load(self, key: str, request: ImageRequest, record: Record) -> Reply:
         """Read storage; plain GETs fill the cache, concurrent ones with a single read."""
