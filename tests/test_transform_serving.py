@@ -25,7 +25,11 @@ from tests.support.transform_images import (
     quadrants,
     tagged,
 )
-from tests.support.world import World
+from tests.support.world import World, on_every_store_cached
+
+#: The serving behaviour suite: on every store (tests/support/world.py), the hot cache on (a
+#: variant is made from a source read whole, so no range nor 304 of storage is at stake).
+pytest_generate_tests = on_every_store_cached
 
 UPRIGHT = ("red", "green", "blue", "yellow")
 
@@ -230,7 +234,7 @@ def transforms_made(base: str, output: str, outcome: str) -> float:
 
 def test_concurrent_requests_for_one_variant_make_it_once(world: World) -> None:
     path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
-    base = world.serve()
+    base = world.serve(EDGE_CACHE_TTL="60")  # concurrent requests share one made variant
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
@@ -311,7 +315,7 @@ def test_conversions_are_made_from_a_sibling(world: World) -> None:
     world.put("public", "alice", "both.png", encoded(quadrants(60, 40)))  # preferred
     world.put("public", "alice", "photo.old.png", encoded(quadrants(10, 10)))
     world.put("private", "alice", "hidden.jpg", photo + CANARY)
-    base = world.serve()
+    base = world.serve(EDGE_CACHE_TTL="60")  # a made conversion is kept
     with httpx.Client(base_url=base, timeout=30) as client:
         before = listings(world)
         webp = get(client, "/i/alice/photo.webp")
@@ -363,7 +367,7 @@ def test_an_svg_is_rasterised_under_an_output_name(world: World) -> None:
 
 def test_concurrent_requests_for_an_unprocessable_variant_fail_once(world: World) -> None:
     world.put("public", "alice", "cut.jpg", encoded(quadrants(300, 200), "jpeg")[:400])
-    base = world.serve()
+    base = world.serve(EDGE_CACHE_TTL="60")  # concurrent requests share one failure
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
