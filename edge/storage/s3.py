@@ -205,8 +205,8 @@ class S3Storage(Storage):
         try:
             response = await self._object("GET", key, headers)
         except _NotModified as not_modified:
-            if again:  # to a GET without If-None-Match or If-Modified-Since
-                detail = "304 to an unconditional GET"
+            if not any(name.startswith("if-") and name != "if-match" for name, _ in headers):
+                detail = "304 to a GET without If-None-Match or If-Modified-Since"
                 raise UNASKED_PART.exception(key=key, detail=detail) from None
             if not_modified.stat.etag and not_modified.stat.last_modified:
                 return Reply(304, not_modified.stat, 0, -1, None)
@@ -275,7 +275,7 @@ class S3Storage(Storage):
         if decide(stat, conditions)[0] == 304:
             return Reply(304, stat, 0, -1, None)
         fresh = replace(conditions, if_none_match=None, if_modified_since=None)
-        return await self._get(key, fresh, again=True)
+        return await self._get(key, fresh)  # a 304 to it is UNASKED_PART: no loop
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
         """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""

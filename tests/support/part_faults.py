@@ -9,7 +9,7 @@ import pytest
 
 from edge.storage import failures
 from edge.storage.base import Conditions
-from edge.storage.failures import Row
+from edge.storage.failures import Fault, Row
 from tests.support.fault_rig import Outcome, produces, read_canned, read_s3
 from tests.support.servers import BUCKET, S3RVER_KEY, S3rver
 
@@ -79,4 +79,9 @@ def bare_not_modified(request: pytest.FixtureRequest, row: Row) -> Outcome:
         assert outcome.reply is not None and outcome.reply.status == 304, outcome
         assert outcome.reply.stat.etag == stat.etag
         assert outcome.reply.stat.last_modified == stat.last_modified
+    always = read_canned(  # a store whose HEAD disagrees, and that answers 304 to anything
+        b"HTTP/1.1 304 Not Modified\r\n\r\n", conditions=Conditions(if_none_match='"e1"')
+    )
+    assert isinstance(always.error, Fault) and always.error.row is failures.UNASKED_PART
+    assert always.requests == 2, "the conditional GET, then one without its conditions"
     return outcome
