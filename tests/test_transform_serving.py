@@ -423,3 +423,15 @@ def test_odd_names_and_presets_are_client_errors(world: World) -> None:
         large = get(client, "/i/alice/noise.png?q=80")
         assert large.status_code == 422, "over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
         assert get(client, "/i/alice/noise.png?w=40").status_code == 200
+
+
+def test_a_source_with_odd_characters_is_found(world: World) -> None:
+    """The listing of a name with ``+``, a space and ``%``: moto encodes its keys as asked
+    (``encoding-type=url``), s3rver sends them as XML text without saying so; each is read
+    as its listing says."""
+    world.put("public", "alice", "a+b c%41.jpg", encoded(quadrants(30, 20), "jpeg"))
+    world.put("public", "alice", "a+b c%41.png.jpg", encoded(quadrants(8, 8), "jpeg"))
+    base = world.serve()
+    response = httpx.get(base + "/i/alice/a+b%20c%2541.webp", timeout=30)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
+    assert decoded(response.content).width == 30

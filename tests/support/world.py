@@ -16,6 +16,8 @@ tests in tests/test_storage_answers.py pin each one down):
 - it answers ``Range: bytes=-5`` with the first six bytes and ``bytes=0-0`` with the
   whole object (both as ``206``);
 - it ignores ``If-Match`` on a GET (edge checks If-Range itself on every answer);
+- it ignores a listing's ``encoding-type=url``: keys come as XML text, and the listing
+  does not say ``<EncodingType>url</EncodingType>``, so edge reads them as such;
 - it keeps connections alive between requests (moto's server closes each one).
 """
 
