@@ -58,6 +58,8 @@ def test_a_gzip_svg_reaches_the_client_as_stored(world: World) -> None:
         assert "sandbox" in response.headers["content-security-policy"]
         assert response.headers["content-length"] == str(len(PACKED_SVG))
         assert gzip.decompress(body).startswith(b"<svg")
+    cached = world.env.get("EDGE_CACHE_TTL") != "0"
+    assert len(world.storage_reads()) == (1 if cached else 2), "the hit kept its headers"
     etag = response.headers["etag"]
     status, headers, raw = raw_get(base, path)  # no Accept-Encoding at all
     assert (status, raw, headers["content-encoding"]) == (200, PACKED_SVG, "gzip")
