@@ -114,7 +114,7 @@ CONNECT_REFUSED = Row(
     "cannot connect to storage at {endpoint}: connection refused")
 DNS_FAILURE = Row(
     "the endpoint's host name does not resolve", BACKOFF, StorageError,
-    "cannot connect to storage: {host} does not resolve ({detail})")
+    "cannot connect to storage at {endpoint}: {host} does not resolve ({detail})")
 TLS_UNTRUSTED = Row(
     "TLS verification fails: the endpoint's certificate is not signed by the system's"
     " CAs (or `SSL_CERT_FILE`'s), or names another host", BACKOFF, StorageError,
