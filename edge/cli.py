@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BadRequest, ConfigError
+from edge.errors import BadRequest, ConfigError, EdgeError
 from edge.keys import KID, Key, generate
 from edge.paths import decode_path, quote_path
 from edge.settings import Settings
@@ -361,8 +361,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _open_and_close(storage: Storage) -> None:
+    """Open the storage as a worker will (the bucket's start-up check included), then
+    close it: what fails is one line here."""
     try:
         await storage.open()
+    except EdgeError as error:  # credentials that cannot be fetched, say
+        raise ConfigError(f"EDGE_STORAGE: {error.reason}") from None
     finally:
         await storage.aclose()
 
