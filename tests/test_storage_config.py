@@ -238,22 +238,71 @@ def test_a_missing_bucket_is_a_one_line_start_up_error(
     assert "EDGE_S3_CHECK_BUCKET=off" in result.stderr
 
 
-def test_denied_access_is_a_one_line_start_up_error_naming_the_code(tmp_path: Path) -> None:
-    async def deny(connection: int, number: int, head: bytes) -> bytes:
-        return s3_error("403 Forbidden", "AccessDenied")
+@pytest.mark.parametrize(
+    ("answer", "said", "listings"),
+    [
+        (s3_error("403 Forbidden", "AccessDenied"), "S3 answered 403 AccessDenied", 1),
+        (
+            s3_error(
+                "301 Moved Permanently", "PermanentRedirect", "x-amz-bucket-region: eu-west-1"
+            ),
+            "S3 answered 301 PermanentRedirect for s3://locked/: the bucket is in region"
+            " eu-west-1, edge signs for eu-west-1",
+            2,  # followed once, then refused
+        ),
+    ],
+    ids=["denied", "wrong-region"],
+)
+def test_a_refusal_is_a_one_line_start_up_error_naming_the_code(
+    tmp_path: Path, answer: bytes, said: str, listings: int
+) -> None:
+    async def refuse(connection: int, number: int, head: bytes) -> bytes:
+        return answer
 
-    with tiny_store(deny) as (port, seen):
+    with tiny_store(refuse) as (port, seen):
         env = {
             **AWS,
             "EDGE_STORAGE": "s3://locked",
             "EDGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         }
         result = serve_once(env, tmp_path)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result
-    assert "bucket locked did not pass the start-up check: S3 answered 403 AccessDenied" in (
-        result.stderr
+    assert result.returncode == 2, result
+    line = result.stderr.splitlines()[-1]  # a followed region's warning may come first
+    assert line.startswith("edge: EDGE_STORAGE: bucket locked did not pass the start-up check: ")
+    assert said in line, line
+    assert [line.split(b"?")[0] for line in seen] == [b"GET /locked"] * listings, "not retried"
+
+
+def test_check_storage_names_the_region_s3_gave_and_the_addressing(
+    keys: None, tmp_path: Path
+) -> None:
+    with signed_store(bucket=BUCKET, region="eu-west-1", secret=SECRET, virtual=True) as store:
+        env = {
+            "AWS_ACCESS_KEY_ID": "AKIDTEST",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "EDGE_STORAGE": f"s3://{BUCKET}",
+            "AWS_ENDPOINT_URL": store.endpoint_url,
+            "EDGE_S3_ADDRESSING": "virtual",
+        }
+        result = subprocess.run(
+            [*EDGE, "check-storage"],
+            env=clean_env(**env),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result
+    facts = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert facts["region"].strip() == (
+        "eu-west-1 (the bucket's, as S3 named it; first guess us-east-1)"
     )
-    assert [line.split(b"?")[0] for line in seen] == [b"GET /locked"], "one listing, not retried"
+    assert facts["endpoint"].strip() == f"{store.endpoint_url} (AWS_ENDPOINT_URL)"
+    host = f"{BUCKET}.localhost:{store.port}"
+    assert facts["addressing"].strip() == (
+        f"virtual-hosted, http://{host}/ (EDGE_S3_ADDRESSING=virtual)"
+    )
+    assert {seen.host for seen in store.seen} == {host}
 
 
 # --- at runtime: a 404 that is not about the object -------------------------------------

@@ -18,6 +18,7 @@ from edge.errors import ConfigError, EdgeError
 from edge.storage.config import S3Settings, StorageTarget
 
 FOLDERS = ("public/", "private/")
+_STYLES = {"path": "path-style", "virtual": "virtual-hosted"}
 
 
 @dataclass
@@ -105,7 +106,7 @@ async def _check_bucket(target: StorageTarget, s3: S3Settings, report: Report) -
             region += f" ({storage.region_source})"
         report.facts += [
             ("endpoint", f"{endpoint} ({storage.endpoint.source})"),
-            ("addressing", f"{address.style}-style, {address.url} ({address.why})"),
+            ("addressing", f"{_STYLES[address.style]}, {address.url} ({address.why})"),
             ("region", region),
             ("credentials", storage.credential_source),
             ("bucket", answered),
