@@ -113,6 +113,7 @@ def test_a_connection_error_of_the_start_up_check_names_host_and_port(keys: None
         ("http://minio:9000", "a.b", "virtual", "a.b.minio:9000", "", "=virtual"),
         ("https://minio", "a.b", "virtual", "minio", "/a.b", "holds a dot"),
         (None, "photos", "path", "s3.eu-west-3.amazonaws.com", "/photos", "=path"),
+        ("http://[::1]:9000", "photos", "auto", "[::1]:9000", "/photos", "another store"),
     ],
 )  # fmt: skip
 def test_addressing_picks_the_host_and_path(

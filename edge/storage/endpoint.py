@@ -63,7 +63,8 @@ class Endpoint:
         if style == "virtual":
             host = f"{bucket}.{host}"
         default_port = port == (443 if tls else 80)
-        header = host if default_port else f"{host}:{port}"
+        name = f"[{host}]" if ":" in host else host  # an IPv6 address, as a Host names it
+        header = name if default_port else f"{name}:{port}"
         connect = "localhost" if host.endswith(".localhost") else host
         bucket_path = object_path(None, bucket) if style == "path" else ""
         return Address(tls, connect, port, header, bucket_path, style, why)
