@@ -17,6 +17,7 @@ import collections
 import os
 import random
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -71,12 +72,32 @@ def judge(outcome: Outcome, data: bytes, transform: dict[str, object]) -> str:
     return f"422 {outcome[1]}"
 
 
+@pytest.mark.slow
 def test_the_seeds_are_valid_images(child: RenderChild) -> None:
     for fmt in FORMATS:
         assert all(image.width > 0 for image in valid(fmt)), fmt
         for seed in seeds()[fmt]:
             outcome = child.render(seed, {"w": 32}, "png")
             assert outcome[0] == "image" and outcome[2] == 32, (fmt, outcome)
+
+
+@pytest.mark.slow
+def test_a_crash_or_a_hang_is_reported_and_the_next_input_gets_a_new_child() -> None:
+    """What the fuzzing would report: the child killed by a signal, or silent too long."""
+    child = RenderChild(0.2, grace=0.3)
+    try:
+        assert child.render(b"", {}, "crash") == ("crash", "signal SIGSEGV")
+        assert child.render(seeds()["png"][0], {"w": 8}, "png")[:3] == ("image", "png", 8)
+        begun = time.monotonic()
+        assert child.render(b"", {}, "hang") == ("hang", 0.5)
+        assert time.monotonic() - begun < 5
+        assert child.render(b"not an image", {"w": 8}, "png")[:2] == (
+            "unprocessable",
+            "source_unreadable",
+        )
+        assert child.crashes == 1
+    finally:
+        child.close()
 
 
 @pytest.mark.slow

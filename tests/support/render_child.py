@@ -7,6 +7,8 @@ Each answer says what became of the input (an image, checked to decode again; ``
 with its slug; a timeout; any other exception, with its traceback) and how many workers
 were still busy afterwards. Run by :class:`RenderChild`; ``python -m
 tests.support.render_child SECONDS`` speaks length-prefixed pickles on stdin and stdout.
+The outputs ``crash`` and ``hang`` make the child do that, so a test can show that the
+parent reports both.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -48,8 +51,10 @@ def _receive(stream: BinaryIO) -> Any:
 class RenderChild:
     """The parent's side: one child at a time, started again after a crash or a hang."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, grace: float = 10.0) -> None:
         self.timeout = timeout
+        #: How much longer than the engine's deadline an answer may take (a loaded machine).
+        self.grace = grace
         self.process: subprocess.Popen[bytes] | None = None
         self.crashes = 0
 
@@ -71,7 +76,7 @@ class RenderChild:
             _send(process.stdin, (data, transform, output))  # type: ignore[arg-type]
         except BrokenPipeError:
             return self._died(process)
-        waited = self.timeout + 10  # the engine's own deadline, and room for a loaded machine
+        waited = self.timeout + self.grace
         ready, _, _ = select.select([process.stdout], [], [], waited)
         if not ready:
             process.kill()
@@ -117,6 +122,10 @@ async def _serve(seconds: float, requests: BinaryIO, answers: BinaryIO) -> None:
             data, fields, output = _receive(requests)
         except EOFError:
             break
+        if output == "crash":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if output == "hang":
+            time.sleep(3600)
         try:
             deadline = pool.deadline()
             made = await pool.run(
