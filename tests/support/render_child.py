@@ -59,6 +59,8 @@ class RenderChild:
         self.crashes = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
+        """The running child, or a new one once it says it is ready (its imports can take
+        seconds on a busy machine: that is not counted against an input)."""
         if self.process is None or self.process.poll() is not None:
             self.close()
             self.process = subprocess.Popen(
@@ -67,6 +69,9 @@ class RenderChild:
                 stdout=subprocess.PIPE,
                 cwd=ROOT,
             )
+            assert self.process.stdout is not None
+            ready, _, _ = select.select([self.process.stdout], [], [], 120)
+            assert ready and _receive(self.process.stdout) == ("ready",), "no child started"  # type: ignore[arg-type]
         return self.process
 
     def render(self, data: bytes, transform: dict[str, object], output: str) -> Outcome:
@@ -117,6 +122,7 @@ async def _serve(seconds: float, requests: BinaryIO, answers: BinaryIO) -> None:
 
     pool = TransformPool(2, wait=seconds, timeout=seconds)
     limits = Limits()
+    _send(answers, ("ready",))
     while True:
         try:
             data, fields, output = _receive(requests)
