@@ -25,7 +25,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 ROOT = Path(__file__).parent.parent.parent
 #: What became of one input: ("image", format, width, height, frames, busy),
@@ -34,13 +34,13 @@ ROOT = Path(__file__).parent.parent.parent
 Outcome = tuple[Any, ...]
 
 
-def _send(stream: BinaryIO, value: object) -> None:
+def _send(stream: IO[bytes], value: object) -> None:
     body = pickle.dumps(value)
     stream.write(struct.pack(">I", len(body)) + body)
     stream.flush()
 
 
-def _receive(stream: BinaryIO) -> Any:
+def _receive(stream: IO[bytes]) -> Any:
     head = stream.read(4)
     if len(head) < 4:
         raise EOFError
@@ -71,14 +71,14 @@ class RenderChild:
             )
             assert self.process.stdout is not None
             ready, _, _ = select.select([self.process.stdout], [], [], 120)
-            assert ready and _receive(self.process.stdout) == ("ready",), "no child started"  # type: ignore[arg-type]
+            assert ready and _receive(self.process.stdout) == ("ready",), "no child started"
         return self.process
 
     def render(self, data: bytes, transform: dict[str, object], output: str) -> Outcome:
         process = self._start()
         assert process.stdin is not None and process.stdout is not None
         try:
-            _send(process.stdin, (data, transform, output))  # type: ignore[arg-type]
+            _send(process.stdin, (data, transform, output))
         except BrokenPipeError:
             return self._died(process)
         waited = self.timeout + self.grace
@@ -88,7 +88,7 @@ class RenderChild:
             process.wait()
             return ("hang", waited)
         try:
-            return tuple(_receive(process.stdout))  # type: ignore[arg-type]
+            return tuple(_receive(process.stdout))
         except EOFError:
             return self._died(process)
 
@@ -114,7 +114,7 @@ class RenderChild:
         process.stdout.close()
 
 
-async def _serve(seconds: float, requests: BinaryIO, answers: BinaryIO) -> None:
+async def _serve(seconds: float, requests: IO[bytes], answers: IO[bytes]) -> None:
     import pyvips
 
     from edge.errors import TransformTimeout, UnprocessableImage
