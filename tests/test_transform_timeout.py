@@ -239,7 +239,8 @@ def test_a_slow_transform_is_answered_503_and_the_edge_goes_on(tmp_path: Path) -
         float(seconds)
         for seconds in re.findall(
             r"transform of public/alice/slow\.png to png ran past EDGE_TRANSFORM_TIMEOUT"
-            r" \(0\.6 s\): answered 503 TRANSFORM_TIMEOUT, worker free again after ([\d.]+) s",
+            r" \(0\.6 s\): answered 503 TRANSFORM_TIMEOUT, worker free again after ([\d.]+) s"
+            r" request_id=\S+",
             log.read_text(),
         )
     ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
@@ -94,7 +95,9 @@ class TransformPool:
                 args = (await prepare(), *args)
             if deadline is not None:
                 deadline.start()
-            done: Future[T] = self._threads.submit(work, *args)
+            # In the request's context (as asyncio.to_thread does): what the work logs
+            # carries the request's ID.
+            done: Future[T] = self._threads.submit(contextvars.copy_context().run, work, *args)
         except BaseException:
             self._free.release()
             raise
