@@ -50,6 +50,22 @@ def test_the_engine_stops_at_the_deadline(output: OutputFormat) -> None:
     assert error.retry_after == 1 and "EDGE_TRANSFORM_TIMEOUT (0.25 s)" in error.reason
 
 
+@pytest.mark.parametrize(
+    "transform",
+    [
+        Transform(w=5000, h=2500, crop="attention"),  # smartcrop of 19 megapixels
+        Transform(w=5000, h=5000, fit="fill", rotate=90, flip="h"),  # copies into memory
+    ],
+    ids=["smartcrop", "turned"],
+)
+def test_the_engine_stops_wherever_the_work_is(transform: Transform) -> None:
+    """Seconds of work (2 s and 8 s uncut, measured) in other places than the encoder."""
+    begun = time.monotonic()
+    with pytest.raises(TransformTimeout):
+        render(slow_source(), transform, "jpeg", deadline=started(0.1))
+    assert time.monotonic() - begun < 0.1 + MARGIN
+
+
 def test_the_slow_transform_is_slow_indeed() -> None:
     """A deadline four times longer is passed too: the work stopped at 0.25 s would have run
     on (6 s of CPU, uncut)."""
