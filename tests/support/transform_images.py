@@ -134,7 +134,7 @@ def gif_bomb(width: int, height: int) -> bytes:
 
 #: A transform that takes seconds of CPU (a 25-megapixel blur and sharpen of a small
 #: source enlarged): what EDGE_TRANSFORM_TIMEOUT is tested with. Uncut, it runs for 6 s
-#: of CPU on the project's VM; stopped, it is gone within a few milliseconds.
+#: of CPU on the project's VM; stopped, it is gone within a few dozen milliseconds.
 SLOW = "w=5000&h=5000&fit=fill&blur=100&sharpen=100"
 
 
