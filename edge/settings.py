@@ -316,6 +316,15 @@ class Settings:
         "Seconds a request waits for a transform worker before `503 OVERLOADED` with"
         " `Retry-After`; empty: `EDGE_QUEUE_TIMEOUT`, the wait for a storage read slot.",
     )
+    transform_timeout: float = var(
+        "10",
+        parse_duration,
+        TRANSFORMS,
+        "Seconds a transform may run in its worker (decode, steps, encode); past it libvips"
+        " stops the work at its next tile, the worker is free again, and the request (with"
+        " any waiting for the same variant) gets `503 TRANSFORM_TIMEOUT` with `Retry-After`;"
+        " nothing is cached, so a later request tries again.",
+    )
 
     max_connections: int = var(
         "4096",

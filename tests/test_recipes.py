@@ -296,7 +296,7 @@ def test_each_nginx_config_runs_locally_without_root_as_the_docs_say(config: str
     signed private image through nginx, which keeps everything in the folder it ran in."""
     blocks = [
         block
-        for block in console_blocks(DOCS / "deployment.md")
+        for block in console_blocks(DOCS / "deployment.md", section="Trying a config without root")
         if f"$ deploy/nginx/try.sh {config} " in block
     ]
     assert len(blocks) == 1, f"docs/deployment.md: no single block that tries {config}"
@@ -343,3 +343,25 @@ def test_check_storage_prints_what_the_docs_show(moto_server: MotoServer) -> Non
     with recipe_folder() as folder, run_console(commands(block), folder, env=env) as run:
         printed = run.output.splitlines()
     assert printed == [line.replace(":9000", f":{port}") for line in outputs(block)]
+
+
+def test_fleet_recipe_makes_one_variant_once_across_two_edges() -> None:
+    """deployment.md's fleet block as written: 50 requests for one private variant, signed
+    five times, all 200; the two edges' /metrics add up to one transform, on one edge."""
+    block = console_block(DOCS / "deployment.md", "A fleet: one transform per variant")
+    with (
+        recipe_folder() as folder,
+        run_console(
+            commands(block), folder, env=recipe_env(), not_root=["deploy/nginx/try.sh "]
+        ) as run,
+    ):
+        assert re.search(r"^ +50 200\n0\n1\n", run.output, re.MULTILINE), run.output
+        for shown in outputs(block):
+            assert shown in run.output.replace(str(run.ports[8000]), "8000"), (shown, run.output)
+        edges = [
+            line
+            for port in (8080, 8081)
+            for line in (folder / f"edge-{port}.log").read_text().splitlines()
+            if line.startswith("{") and "/i/bob/photo.png" in line
+        ]
+        assert len(edges) == 50 and all('"status":200' in line for line in edges), edges
