@@ -34,7 +34,7 @@ from tests.support.console import (
 )
 from tests.support.nginx import DEPLOY_NGINX
 from tests.support.processes import clean_env
-from tests.support.servers import free_port
+from tests.support.servers import MotoServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -311,6 +311,38 @@ def test_each_nginx_config_runs_locally_without_root_as_the_docs_say(config: str
         assert f"listen 127.0.0.1:{run.ports[8000]};" in (local / "nginx.conf").read_text()
         if os.geteuid() == 0:  # the commands ran as nobody: so did nginx
             assert {path.stat().st_uid for path in local.rglob("*")} == {65534}
+
+
+# --- docs/configuration.md: edge check-storage ---------------------------------------------
+
+
+def test_check_storage_prints_what_the_docs_show(moto_server: MotoServer) -> None:
+    """The documented `edge check-storage`, run as written against a bucket `images` on a
+    local store (moto at localhost), prints the documented lines, its port aside."""
+    import boto3
+
+    port = moto_server.server.server_port
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket="images")
+    client.put_object(Bucket="images", Key="public/alice/photo.png", Body=ORIGINAL)
+    block = console_block(DOCS / "configuration.md", "Checking the storage")
+    env = {
+        **recipe_env(),
+        "EDGE_STORAGE": "s3://images/",
+        "AWS_ENDPOINT_URL_S3": f"http://localhost:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with recipe_folder() as folder, run_console(commands(block), folder, env=env) as run:
+        printed = run.output.splitlines()
+    assert printed == [line.replace(":9000", f":{port}") for line in outputs(block)]
 
 
 def test_fleet_recipe_makes_one_variant_once_across_two_edges() -> None:
