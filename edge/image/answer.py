@@ -74,7 +74,8 @@ class Headers:
         if reply.status == 304:
             return headers
         headers.extend(content_type_headers(effective_type(stat.content_type, path)))
-        headers.append((b"content-length", str(reply.length).encode()))
+        if (length := reply.length) >= 0:  # else unknown (a store sent it chunked): so is ours
+            headers.append((b"content-length", str(length).encode()))
         if reply.status == 206:
             headers.append(
                 (b"content-range", f"bytes {reply.start}-{reply.end}/{stat.size}".encode())

@@ -1,11 +1,18 @@
 """An S3 bucket (or MinIO, Ceph, R2...) as storage, read over edge's own HTTP client.
 
-A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent on a
-kept-alive connection from a bounded pool (:mod:`edge.storage.wire`). botocore
-is no longer on that path: its generic request pipeline (hooks, models,
-parsers) cost more CPU per object than the whole edge request around it. It
-still finds the credentials (environment, profiles, web identity, instance
-roles, refreshed before they expire) and the region.
+A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent by aiohttp
+on a kept-alive connection from a bounded pool (:mod:`edge.storage.wire`), with
+the CA bundle and proxy botocore would use (:mod:`edge.storage.network`).
+botocore is no longer on that path: its generic request pipeline (hooks,
+models, parsers) cost more CPU per object than the whole edge request around
+it. It still finds the credentials (environment, profiles, web identity,
+instance roles, refreshed before they expire), the region and the CA bundle.
+
+A body sent chunked (no ``Content-Length``) is read ahead up to ``CHUNK_BYTES``:
+one that ends there is an object of known size like any other; a longer one
+streams with its size unknown (``UNKNOWN_SIZE``), to the client chunked, never
+into the hot cache. A Range is forwarded as ever: the ``Content-Range`` of the
+answer gives its length, and a store that ignores it sends the whole object.
 
 Where a transform's source is looked for (:meth:`S3Storage.siblings`) is one
 ListObjectsV2 of the names that begin with the requested stem and a dot, one
@@ -24,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import ssl
 import time
 from dataclasses import replace
 from typing import Any
@@ -35,6 +41,7 @@ from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, r
 from edge.storage.base import (
     CHUNK_BYTES,
     Conditions,
+    Prefixed,
     Reply,
     Stat,
     Storage,
@@ -46,6 +53,7 @@ from edge.storage.config import S3Settings
 from edge.storage.failures import (
     BACKOFF,
     CREDENTIALS,
+    NO_LENGTH,
     NOT_MODIFIED,
     PRECONDITION_FAILED,
     UNASKED_PART,
@@ -53,6 +61,7 @@ from edge.storage.failures import (
     Fault,
     Silence,
 )
+from edge.storage.network import ca_bundle, proxy_for, tls_context
 from edge.storage.s3_answers import (
     LIST_KEYS,
     Refusal,
@@ -124,10 +133,13 @@ class S3Storage(Storage):
             tls, host, port = True, f"s3.{region}.amazonaws.com", 443
             self._bucket_path = object_path(None, self.bucket)
         self._host = host if port == (443 if tls else 80) else f"{host}:{port}"
+        scheme = "https" if tls else "http"
         self._pool = Pool(
+            scheme=scheme,
             host=host,
             port=port,
-            tls=ssl.create_default_context() if tls else None,
+            tls=tls_context(ca_bundle(session)) if tls else None,
+            proxy=proxy_for(f"{scheme}://{self._host}"),
             limit=self._max_connections,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
@@ -176,7 +188,7 @@ class S3Storage(Storage):
         if head:
             response = await self._object("HEAD", key, [])
             response.release()
-            stat = stat_of(response.headers, length_of(response.headers, key))
+            stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
             status, start, end = decide(stat, conditions)
             return Reply(status, stat, start, end, None)
         return await self._get(key, conditions)
@@ -217,9 +229,13 @@ class S3Storage(Storage):
 
     async def _reply(self, key: str, response: Response, conditions: Conditions) -> Reply:
         headers = response.headers
-        length = length_of(headers, key)
+        length = response.length
+        if length < 0 and not response.chunked:  # ends when the connection does: a cut one too
+            raise NO_LENGTH.exception(key=key, detail="neither a Content-Length nor chunked")
         content_range = headers.get("content-range")
         span = None if content_range is None else span_of(content_range, key)
+        if span is not None and length < 0:  # a part, chunked: as long as its range
+            length = span[1] - span[0] + 1
         stat = stat_of(headers, length if span is None else span[2])
         status, start, end = decide(stat, conditions)  # the decision the files backend makes
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
@@ -238,10 +254,29 @@ class S3Storage(Storage):
         if length != end - start + 1:
             detail = f"{length} bytes for a span of {end - start + 1}"
             raise WRONG_PART.exception(key=key, detail=detail)
+        if length < 0:
+            return await self._unsized(key, response, stat)
         chunks = S3Chunks(response, length, key)
         if length <= CHUNK_BYTES:
             return Reply(status, stat, start, end, None, await read_whole(chunks))
         return Reply(status, stat, start, end, chunks)
+
+    async def _unsized(self, key: str, response: Response, stat: Stat) -> Reply:
+        """A whole object sent chunked, read ahead up to CHUNK_BYTES: if it ends there, an
+        object of known size; else the rest streams after what was read, size unknown."""
+        chunks = S3Chunks(response, -1, key)
+        held: list[bytes] = []
+        size = 0
+        while size <= CHUNK_BYTES:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                response.release()
+                data = b"".join(held)
+                return Reply(200, replace(stat, size=len(data)), 0, len(data) - 1, None, data)
+            held.append(chunk)
+            size += len(chunk)
+        return Reply(200, stat, 0, -1, Prefixed(b"".join(held), chunks))
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
         """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""
@@ -277,11 +312,9 @@ class S3Storage(Storage):
         attempt = 1
         while True:
             signed = self._signer.headers(method, self._host, path, self._credentials, query)
-            lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._host}\r\n"]
-            lines += [f"{name}: {value}\r\n" for name, value in (*signed, *headers)]
-            request = "".join(lines).encode("latin-1") + b"\r\n"
+            sent = {"host": self._host, **dict(signed), **dict(headers)}
             try:
-                response = await self._pool.request(request, head_only=method == "HEAD")
+                response = await self._pool.request(method, target, sent)
             except (Fault, Silence) as error:
                 if error.row.retry is not BACKOFF or attempt >= self._max_attempts:
                     raise error.again(key=key, attempts=attempt) from None

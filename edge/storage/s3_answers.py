@@ -5,6 +5,7 @@ chunk at a time, the lengths and ranges an answer must get right, and a listing'
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 from xml.parsers import expat
@@ -57,7 +58,7 @@ class Refusal:
     code: str  # S3's error code, "" when it sent no document (every HEAD)
     region: str  # the bucket's region, if S3 named it
     size: int  # the object's size, if a 416 said it; else -1
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     attempts: int  # made, this one included
 
     def exception(self, **facts: object) -> EdgeError:
@@ -71,7 +72,7 @@ class Refusal:
 
 def refusal(
     status: int,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     document: bytes,
     *,
     bucket: bool = False,
@@ -91,7 +92,8 @@ def refusal(
 
 
 class S3Chunks:
-    """An S3 body a chunk at a time; a short body is an error, never a clean end."""
+    """An S3 body a chunk at a time; a short body is an error, never a clean end. A chunked
+    body (``length`` -1) ends at its last chunk; one cut before it is BODY_CUT too."""
 
     def __init__(self, response: Response, length: int, key: str) -> None:
         self._response, self._left, self._key = response, length, key
@@ -100,15 +102,18 @@ class S3Chunks:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._left <= 0:
+        if self._left == 0:
             raise StopAsyncIteration
         try:
             data = await self._response.read()
         except (Fault, Silence) as error:  # BODY_TIMEOUT or BODY_CUT: the key is known here
             raise error.again(key=self._key) from None
         if not data:
+            if self._left < 0:  # chunked: aiohttp saw its last chunk
+                raise StopAsyncIteration
             raise BODY_CUT.exception(key=self._key, detail=f"it ended {self._left} bytes early")
-        self._left -= len(data)
+        if self._left > 0:
+            self._left -= len(data)
         return data
 
     async def aclose(self) -> None:
@@ -122,7 +127,7 @@ async def error_document(response: Response) -> bytes:
         return b""
 
 
-def length_of(headers: dict[str, str], key: str) -> int:
+def length_of(headers: Mapping[str, str], key: str) -> int:
     text = headers.get("content-length")
     if text is None or not _LENGTH.fullmatch(text):
         raise NO_LENGTH.exception(key=key, detail=f"Content-Length {text!r:.40}")
@@ -138,7 +143,7 @@ def span_of(text: str, key: str) -> tuple[int, int, int]:
     return int(first), int(last), int(size)
 
 
-def stat_of(headers: dict[str, str], size: int) -> Stat:
+def stat_of(headers: Mapping[str, str], size: int) -> Stat:
     return Stat(
         size=size,
         etag=headers.get("etag", '""'),
