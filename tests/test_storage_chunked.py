@@ -7,13 +7,20 @@ to the client chunked too, its size unknown, and never enters the hot cache, wha
 EDGE_CACHE_MAX_OBJECT_BYTES allows. A chunked body cut before its last chunk is a storage
 error (read whole) or an aborted download (streaming), never a clean short answer. A Range
 is forwarded: a 206 sent chunked is as long as its Content-Range; a store that ignores the
-Range and sends the whole object chunked gets a 200, as for a sized one."""
+Range and sends the whole object chunked gets a 200, as for a sized one. A paused download
+of unknown size reads on with an open range (``bytes=N-``)."""
 
 from __future__ import annotations
+
+import os
+import socket
+import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from edge.image.stream import STALL_SECONDS
 from edge.storage.base import CHUNK_BYTES
 from tests.support.client import assert_error
 from tests.support.stores import Hangup, Parts, tiny_store
@@ -123,3 +130,51 @@ def test_a_chunked_part_of_the_wrong_length_is_refused(world: World) -> None:
     base, _ = serve(world, answer)
     response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10)
     assert_error(response, 502, "STORAGE_ERROR")
+
+
+def dechunk(data: bytes) -> bytes:
+    """A chunked body's bytes; AssertionError unless it ends with its last chunk."""
+    body = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            assert data == b"\r\n", "the last chunk ends the body"
+            return body
+        body, data = body + data[:size], data[size + 2 :]
+
+
+@S3_ONLY
+def test_a_paused_chunked_download_reads_on_from_where_it_was(world: World) -> None:
+    """A client that stops reading makes edge let go of storage (STALL_SECONDS); reading
+    again, the rest is asked for from where it was, to the end (``Range: bytes=N-``, the
+    size unknown), and the client gets the whole object, once."""
+    data = os.urandom(2 * 1024 * 1024)
+    asked: list[bytes] = []
+
+    async def store(connection: int, request: int, head: bytes) -> bytes:
+        lowered = head.lower()
+        if b"range: bytes=" not in lowered:
+            return chunked(data)
+        start = int(lowered.split(b"range: bytes=")[1].split(b"-")[0])
+        asked.append(lowered.split(b"range: ")[1].split(b"\r\n")[0])
+        extra = f"Content-Range: bytes {start}-{len(data) - 1}/{len(data)}\r\n"
+        return chunked(data[start:], status="206 Partial Content", extra=extra)
+
+    port, _ = world.stack.enter_context(tiny_store(store))
+    world.send_buffer = 16384
+    base = world.serve(EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", EDGE_CACHE_TTL="0")
+    parts = urlsplit(base)
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        client.settimeout(10)
+        client.connect((parts.hostname, parts.port))
+        client.sendall(f"GET {PATH} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n".encode())
+        time.sleep(STALL_SECONDS + 1.5)  # edge fills the sockets, waits, lets go
+        received = b""
+        while chunk := client.recv(1 << 20):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+    assert dechunk(body) == data
+    assert asked and all(line.endswith(b"-") for line in asked), asked

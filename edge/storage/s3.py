@@ -1,4 +1,4 @@
-"""An S3 bucket (or MinIO, Ceph, R2...) as storage, read over edge's own HTTP client.
+"""An S3 bucket (or MinIO, Ceph, R2...) as storage, read over aiohttp with edge's signer.
 
 A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent by aiohttp
 on a kept-alive connection from a bounded pool (:mod:`edge.storage.wire`), with
@@ -8,11 +8,9 @@ models, parsers) cost more CPU per object than the whole edge request around
 it. It still finds the credentials (environment, profiles, web identity,
 instance roles, refreshed before they expire), the region and the CA bundle.
 
-A body sent chunked (no ``Content-Length``) is read ahead up to ``CHUNK_BYTES``:
-one that ends there is an object of known size like any other; a longer one
-streams with its size unknown (``UNKNOWN_SIZE``), to the client chunked, never
-into the hot cache. A Range is forwarded as ever: the ``Content-Range`` of the
-answer gives its length, and a store that ignores it sends the whole object.
+A body sent chunked (no ``Content-Length``) is read ahead (:func:`unsized`); a
+Range is forwarded as ever: a part's ``Content-Range`` gives its length, and a
+store that ignores the Range sends the whole object.
 
 Where a transform's source is looked for (:meth:`S3Storage.siblings`) is one
 ListObjectsV2 of the names that begin with the requested stem and a dot, one
@@ -41,7 +39,6 @@ from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, r
 from edge.storage.base import (
     CHUNK_BYTES,
     Conditions,
-    Prefixed,
     Reply,
     Stat,
     Storage,
@@ -72,6 +69,7 @@ from edge.storage.s3_answers import (
     refusal,
     span_of,
     stat_of,
+    unsized,
 )
 from edge.storage.sigv4 import Credentials, Signer, canonical_query, object_path
 from edge.storage.wire import Pool, Response
@@ -255,28 +253,11 @@ class S3Storage(Storage):
             detail = f"{length} bytes for a span of {end - start + 1}"
             raise WRONG_PART.exception(key=key, detail=detail)
         if length < 0:
-            return await self._unsized(key, response, stat)
+            return await unsized(response, stat, key)
         chunks = S3Chunks(response, length, key)
         if length <= CHUNK_BYTES:
             return Reply(status, stat, start, end, None, await read_whole(chunks))
         return Reply(status, stat, start, end, chunks)
-
-    async def _unsized(self, key: str, response: Response, stat: Stat) -> Reply:
-        """A whole object sent chunked, read ahead up to CHUNK_BYTES: if it ends there, an
-        object of known size; else the rest streams after what was read, size unknown."""
-        chunks = S3Chunks(response, -1, key)
-        held: list[bytes] = []
-        size = 0
-        while size <= CHUNK_BYTES:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                response.release()
-                data = b"".join(held)
-                return Reply(200, replace(stat, size=len(data)), 0, len(data) - 1, None, data)
-            held.append(chunk)
-            size += len(chunk)
-        return Reply(200, stat, 0, -1, Prefixed(b"".join(held), chunks))
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
         """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""

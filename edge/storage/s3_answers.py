@@ -1,18 +1,19 @@
 """Reading S3's answers: a refusal classified into its row of the failure table, a body a
-chunk at a time, the lengths and ranges an answer must get right, and a listing's keys
-(each failure raised from its row of :mod:`edge.storage.failures`)."""
+chunk at a time (a chunked one read ahead), the lengths and ranges an answer must get
+right, and a listing's keys (each failure raised from its row of
+:mod:`edge.storage.failures`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote_plus
 from xml.parsers import expat
 
 from edge.errors import EdgeError
 from edge.http import parse_http_date
-from edge.storage.base import Stat
+from edge.storage.base import CHUNK_BYTES, Prefixed, Reply, Stat
 from edge.storage.failures import (
     BAD_LISTING,
     BODY_CUT,
@@ -118,6 +119,25 @@ class S3Chunks:
 
     async def aclose(self) -> None:
         self._response.release()  # kept if the body is all in (even unread), else closed
+
+
+async def unsized(response: Response, stat: Stat, key: str) -> Reply:
+    """A whole object sent chunked, read ahead up to CHUNK_BYTES: one that ends there is an
+    object of known size (read whole, its connection released); else the rest streams
+    after what was read, its size unknown (``Stat.size`` and the reply's end -1)."""
+    chunks = S3Chunks(response, -1, key)
+    held: list[bytes] = []
+    size = 0
+    while size <= CHUNK_BYTES:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            response.release()
+            data = b"".join(held)
+            return Reply(200, replace(stat, size=len(data)), 0, len(data) - 1, None, data)
+        held.append(chunk)
+        size += len(chunk)
+    return Reply(200, stat, 0, -1, Prefixed(b"".join(held), chunks))
 
 
 async def error_document(response: Response) -> bytes:
