@@ -16,6 +16,7 @@ import pytest
 
 from edge.errors import ConfigError
 from edge.storage.config import S3Settings
+from edge.storage.network import proxy_for
 from edge.storage.s3 import S3Storage
 from tests.support.client import assert_error
 from tests.support.faults import fault_proxy
@@ -191,3 +192,40 @@ def test_a_host_that_does_not_resolve_is_named_with_its_port(
     reason = asyncio.run(read())
     assert reason.startswith("cannot connect to storage at edge-test.invalid:9000:"), reason
     assert "edge-test.invalid does not resolve" in reason
+
+
+@pytest.mark.parametrize(
+    ("variables", "endpoint", "expected"),
+    [
+        ({"HTTPS_PROXY": "10.0.0.1:3128"}, "https://s3.example.com", "http://10.0.0.1:3128"),
+        ({"HTTPS_PROXY": "http://p:1"}, "http://minio.internal:9000", None),
+        ({"HTTP_PROXY": "http://p:1"}, "http://minio.internal:9000", "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".example.com"}, "https://s3.example.com", None),
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "other.com"},
+            "https://s3.example.com",
+            "http://p:1",
+        ),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, "https://s3.example.com", None),
+        (
+            {"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:1"},
+            "https://a.b",
+            "http://lower:1",
+        ),
+    ],
+    ids=[
+        "bare host:port",
+        "https proxy for http",
+        "http",
+        "no_proxy suffix",
+        "no_proxy other",
+        "no_proxy *",
+        "lower case wins",
+    ],
+)
+def test_the_proxy_is_chosen_as_botocore_chooses_it(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], endpoint: str, expected: str | None
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert proxy_for(endpoint) == expected

@@ -50,6 +50,6 @@ def proxy_for(endpoint_url: str) -> str | None:
     proxy = proxies.get(scheme)
     if not proxy:
         return None
-    if "://" not in proxy:  # botocore (urllib3) takes "host:port" as http://
-        proxy = "http://" + proxy
-    return proxy
+    if proxy.startswith(("http:", "https:")):
+        return proxy
+    return ("http:" if proxy.startswith("//") else "http://") + proxy  # as botocore fixes it
