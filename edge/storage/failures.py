@@ -219,11 +219,11 @@ BAD_LISTING = Row(
     StorageError, "S3 sent an unreadable listing of {key}: {detail}")
 BODY_TIMEOUT = Row(
     "silence mid-body for `EDGE_S3_READ_TIMEOUT`", NO, StorageTimeout,
-    "S3 body of {key} stalled for {timeout} s", body=True)
+    "S3 body of {key} from {endpoint} stalled for {timeout} s", body=True)
 BODY_CUT = Row(
     "a truncated body: the connection closed or reset mid-body (before a chunked body's"
     " last chunk), or the body stops parsing",
-    NO, StorageError, "S3 body of {key} cut short: {detail}", body=True)
+    NO, StorageError, "S3 body of {key} from {endpoint} cut short: {detail}", body=True)
 CREDENTIALS = Row(
     "the AWS credential chain fails to refresh (metadata service unreachable, a bad"
     " profile, a failing `credential_process`)", NO, StorageError, "S3 credentials: {detail}")

@@ -112,7 +112,9 @@ class S3Chunks:
         if not data:
             if self._left < 0:  # chunked: aiohttp saw its last chunk
                 raise StopAsyncIteration
-            raise BODY_CUT.exception(key=self._key, detail=f"it ended {self._left} bytes early")
+            detail = f"it ended {self._left} bytes early"
+            endpoint = self._response.endpoint
+            raise BODY_CUT.exception(key=self._key, endpoint=endpoint, detail=detail)
         if self._left > 0:
             self._left -= len(data)
         return data

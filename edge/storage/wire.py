@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
-from edge.errors import StorageError, StorageTimeout
+from edge.errors import EdgeError, StorageError, StorageTimeout
 from edge.storage.failures import (
     AT_ONCE,
     BODY_CUT,
@@ -86,6 +86,14 @@ class Response:
     def chunked(self) -> bool:
         return "chunked" in self.headers.get("transfer-encoding", "").lower()
 
+    @property
+    def endpoint(self) -> str:
+        """The host and port it came from, for the log."""
+        return self._pool.endpoint
+
+    def _cut(self, detail: str) -> EdgeError:
+        return BODY_CUT.exception(detail=detail, endpoint=self._pool.endpoint)
+
     def complete(self) -> bool:
         """Whether every byte of the answer has arrived (read or not)."""
         return self._raw is None or self._raw.content.is_eof()
@@ -103,11 +111,12 @@ class Response:
         try:
             data = await raw.content.read(READ_BYTES)
         except aiohttp.ClientPayloadError as error:
-            raise BODY_CUT.exception(detail=_payload_detail(error)) from None
+            raise self._cut(_payload_detail(error)) from None
         except TimeoutError:  # aiohttp's sock_read: silence mid-body
-            raise BODY_TIMEOUT.exception(timeout=f"{self._pool.read_timeout:g}") from None
+            timeout = f"{self._pool.read_timeout:g}"
+            raise BODY_TIMEOUT.exception(timeout=timeout, endpoint=self.endpoint) from None
         except (aiohttp.ClientError, OSError) as error:
-            raise BODY_CUT.exception(detail=type(error).__name__) from None
+            raise self._cut(type(error).__name__) from None
         self._taken += len(data)
         return data
 
