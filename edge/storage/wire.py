@@ -182,7 +182,7 @@ class Pool:
         connector = _Connector(
             limit=limit,
             keepalive_timeout=IDLE_SECONDS,
-            ssl=tls if tls is not None else False,
+            ssl=tls if tls is not None else True,  # True: verified (an https proxy)
             use_dns_cache=True,
         )
         self._session = aiohttp.ClientSession(
