@@ -157,6 +157,17 @@ def parse_transforms(name: str, text: str) -> Literal["on", "signed"]:
     raise ConfigError(f"{name}: expected on or signed, got {text!r}")
 
 
+def parse_addressing(name: str, text: str) -> Literal["auto", "path", "virtual"]:
+    match text.lower():
+        case "auto":
+            return "auto"
+        case "path":
+            return "path"
+        case "virtual":
+            return "virtual"
+    raise ConfigError(f"{name}: expected auto, path or virtual, got {text!r}")
+
+
 def parse_hosts(name: str, text: str) -> frozenset[str]:
     """Host names, comma-separated, kept in lower case; a port is part of the name
     (``cdn.example.com:8443``) when clients send one."""

@@ -19,7 +19,7 @@ from edge.signing import sign_url
 from tests.support.client import raw_request
 from tests.support.processes import clean_env, edge_process, populated, wait_ready
 from tests.support.servers import free_port
-from tests.support.transform_images import encoded, flat, quadrants
+from tests.support.transform_images import SLOW, encoded, flat, quadrants, slow_source
 from tests.support.world import KEYS
 
 ROOT = Path(__file__).parent.parent
@@ -159,6 +159,13 @@ UNKEYED: list[Case] = [
 ]
 
 
+#: The edge with a short transform timeout: a transform it stops.
+TIMED: list[Case] = [
+    ("GET", f"/i/alice/slow.png?{SLOW}", [], 503, "transform_too_slow"),
+    ("GET", "/i/alice/photo.png?w=10", [], 200, NO_SLUG),
+]
+
+
 def store(root: Path) -> None:
     """What the refusals need beside the populated folder's photo.png and secret.png."""
     public = root / "public" / "alice"
@@ -166,6 +173,7 @@ def store(root: Path) -> None:
     (public / "cut.gif").write_bytes(encoded(quadrants(64, 64), "gif")[:100])  # header whole
     (public / "big.png").write_bytes(bytes(range(256)) * 20)  # 5120 bytes, over 4 KiB
     (public / "wide.png").write_bytes(encoded(flat((9, 9, 9), 200, 200)))  # 40,000 pixels
+    (public / "slow.png").write_bytes(slow_source())
     (root / "presets" / "alice").mkdir(parents=True)
     (root / "presets" / "alice" / "broken.json").write_bytes(b"not json")
 
@@ -206,6 +214,7 @@ def test_every_reason_reaches_the_access_log_of_a_real_edge(tmp_path: Path) -> N
             },
         ),
         "unkeyed": (UNKEYED, {"EDGE_TRANSFORMS": "signed"}),
+        "timed": (TIMED, {"EDGE_TRANSFORM_TIMEOUT": "0.2"}),
     }
     seen: set[str] = set()
     for name, (cases, settings) in runs.items():

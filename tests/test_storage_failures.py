@@ -24,6 +24,7 @@ from edge.storage import failures
 from edge.storage.failures import (
     AT_ONCE,
     BACKOFF,
+    REGION,
     Fault,
     Row,
     Silence,
@@ -72,7 +73,9 @@ STATUSES = [
     (308, "", "REDIRECT"),
     (404, "NoSuchBucket", "NO_SUCH_BUCKET"),
     (404, "NoSuchKey", "NO_SUCH_KEY"),
-    (404, "", "NO_SUCH_KEY"),
+    (404, "", "BARE_NOT_FOUND"),
+    (404, "NoSuchUpload", "NOT_THE_OBJECT"),
+    (404, "NoSuchWebsiteConfiguration", "NOT_THE_OBJECT"),
     (403, "SignatureDoesNotMatch", "BAD_CREDENTIALS"),
     (403, "InvalidAccessKeyId", "BAD_CREDENTIALS"),
     (403, "ExpiredToken", "BAD_CREDENTIALS"),
@@ -112,7 +115,9 @@ def test_a_refusal_is_read_from_its_document_and_headers() -> None:
     size = b"<Error><Code>InvalidRange</Code><ActualObjectSize>42</ActualObjectSize></Error>"
     range_error = refusal(416, {}, size).exception(key="k")
     assert isinstance(range_error, RangeNotSatisfiable) and range_error.size == 42
-    assert refusal(404, {}, b"").row is failures.NO_SUCH_KEY, "a HEAD's 404 says no more"
+    assert refusal(404, {}, b"").row is failures.BARE_NOT_FOUND, "a HEAD's 404 says no more"
+    page = refusal(404, {}, b"<html><body>404 Not Found</body></html>")
+    assert page.row is failures.NOT_THE_OBJECT, "a proxy's page is not S3 saying NoSuchKey"
     assert refusal(404, {}, b"", bucket=True).row is failures.NO_SUCH_BUCKET
     assert refusal(503, {}, b"", attempts=3).exception(key="k").reason.endswith("(3 attempts)")
 
@@ -172,11 +177,11 @@ def test_every_row_is_produced_by_a_real_fault(
     assert isinstance(error, row.error) and type(error).code == row.error.code, error
     if isinstance(error, Fault | Silence):
         assert error.row is row, error.reason
-    tries = ATTEMPTS if row.retry is BACKOFF else 1
+    tries = ATTEMPTS if row.retry is BACKOFF else 2 if row.retry is REGION else 1
     if outcome.requests is not None:
         assert outcome.requests == tries, f"{outcome.requests} requests, {tries} expected"
     pattern = ".+?".join(re.escape(part) for part in re.split(r"{\w+}", row.log))
-    suffix = re.escape(f" ({tries} attempts)") if tries > 1 else ""
+    suffix = re.escape(f" ({tries} attempts)") if row.retry is BACKOFF else ""
     assert re.fullmatch(pattern + suffix, error.reason), error.reason
     assert "{" not in error.reason, "every fact of the reason is known where it is raised"
 

@@ -30,6 +30,8 @@ class Retry(enum.Enum):
     BACKOFF = "yes, with backoff"
     #: Again at once on another connection, not counted: nothing was lost but a connection.
     AT_ONCE = "at once, uncounted"
+    #: Once, signed for the region S3's answer names (edge/storage/region.py), uncounted.
+    REGION = "once, in the region S3 names"
     NO = "no"
 
 
@@ -75,6 +77,11 @@ class _Facts(dict[str, object]):
         return "{" + name + "}"
 
 
+class Unconfirmed(NotFound):
+    """A ``404`` that did not say ``NoSuchKey`` (a HEAD's has no document): the S3 client
+    checks that the bucket answers before it stands (:class:`edge.storage.probe.BucketWatch`)."""
+
+
 class Fault(StorageError):
     """A storage error raised from its row: the caller reads there whether to try again."""
 
@@ -98,7 +105,7 @@ class Silence(StorageTimeout):
         return type(self)(self.row, **{**self.facts, **facts})
 
 
-BACKOFF, AT_ONCE, NO = Retry.BACKOFF, Retry.AT_ONCE, Retry.NO
+BACKOFF, AT_ONCE, REGION, NO = Retry.BACKOFF, Retry.AT_ONCE, Retry.REGION, Retry.NO
 
 # --- S3: reaching the endpoint, and waiting for its answer ----------------------------
 # fmt: off
@@ -147,21 +154,34 @@ RANGE_NOT_SATISFIABLE = Row(
     "`416`: the range starts past the end", NO, RangeNotSatisfiable,
     "S3: range not satisfiable for {key}", statuses=(416,))
 WRONG_REGION = Row(
-    "`301 PermanentRedirect` (or `307`): the bucket is in another region than"
-    " `EDGE_S3_REGION`; edge follows no redirect", NO, StorageError,
+    "`301 PermanentRedirect` (or `307`): the bucket is in another region than the one edge"
+    " signs for; S3 names it in `x-amz-bucket-region`. Edge signs for that region from then"
+    " on and asks again, once; this row is a second such answer (or one naming no region)",
+    REGION, StorageError,
     "S3 answered {answer} for {key}: the bucket is in region {region}, edge signs for"
     " {signing_region}; set EDGE_S3_REGION", statuses=(301, 307))
 REDIRECT = Row(
     "any other `3xx`", NO, StorageError,
     "S3 answered {answer} for {key}: edge follows no redirect", statuses=range(300, 400))
 NO_SUCH_BUCKET = Row(
-    "`404 NoSuchBucket` (or a `404` to `/readyz`'s HEAD of the bucket): no bucket of that"
-    " name at the endpoint", NO, StorageError,
+    "`404 NoSuchBucket`, or a `404` to a request of the bucket itself (the start-up"
+    " listing, `/readyz`'s HEAD of the bucket, the check a bare `404` brings): no bucket of"
+    " that name at the endpoint", NO, StorageError,
     "S3 answered {answer} for {key}: no bucket {bucket} at {endpoint}; check EDGE_STORAGE",
     statuses=(404,), codes=frozenset({"NoSuchBucket"}))
 NO_SUCH_KEY = Row(
-    "`404 NoSuchKey`, or any other `404`: a HEAD's `404` has no body to say which, so a"
-    " HEAD cannot tell a missing bucket", NO, NotFound, "no object {key}", statuses=(404,))
+    "`404 NoSuchKey`: no such object", NO, NotFound, "no object {key}", statuses=(404,),
+    codes=frozenset({"NoSuchKey"}))
+BARE_NOT_FOUND = Row(
+    "`404` without an error document: every HEAD's (a HEAD has no body to say why), or an"
+    " empty one. Edge asks whether the bucket answers (a HEAD of the bucket, its answer kept"
+    " for 5 s): a bucket gone is `NO_SUCH_BUCKET`, else the object is missing", NO,
+    Unconfirmed, "no object {key}", statuses=(404,), codes=frozenset({""}))
+NOT_THE_OBJECT = Row(
+    "`404` with any other error document (not `NoSuchKey`), or a page that is no S3 error"
+    " document (a proxy's, a website's): not about the object, so never `404`", NO,
+    StorageError, "S3 answered {answer} for {key}: a 404 that does not say NoSuchKey, so"
+    " not about the object (check EDGE_STORAGE and the endpoint)", statuses=(404,))
 BAD_CREDENTIALS = Row(
     "`403 SignatureDoesNotMatch`, `InvalidAccessKeyId`, `ExpiredToken`: S3 refuses the"
     " credentials (a wrong secret, a deleted key)", NO, StorageError,
@@ -179,7 +199,9 @@ ACCESS_DENIED = Row(
     " the role)", statuses=(403,))
 SIGNED_FOR_ANOTHER_REGION = Row(
     "`400 AuthorizationHeaderMalformed`: signed for another region than the bucket's (MinIO"
-    " and S3's global endpoint name the right one)", NO, StorageError,
+    " and S3's global endpoint name the right one in `<Region>`). Edge signs for that region"
+    " from then on and asks again, once; this row is a second such answer (or one naming"
+    " no region)", REGION, StorageError,
     "S3 answered {answer} for {key}: the bucket is in region {region}, edge signs for"
     " {signing_region}; set EDGE_S3_REGION", statuses=(400,),
     codes=frozenset({"AuthorizationHeaderMalformed"}))
@@ -262,9 +284,9 @@ FILE_ROOT = Row(
 #: Statuses, in the order they are matched.
 S3_ANSWERS: tuple[Row, ...] = (
     NOT_MODIFIED, PRECONDITION_FAILED, RANGE_NOT_SATISFIABLE, WRONG_REGION, REDIRECT,
-    NO_SUCH_BUCKET, NO_SUCH_KEY, BAD_CREDENTIALS, CLOCK_SKEWED, ACCESS_DENIED,
-    SIGNED_FOR_ANOTHER_REGION, TOO_MANY_REQUESTS, CLIENT_ERROR, INTERNAL_ERROR, BAD_GATEWAY,
-    SLOW_DOWN, GATEWAY_TIMEOUT, SERVER_ERROR,
+    NO_SUCH_BUCKET, NO_SUCH_KEY, BARE_NOT_FOUND, NOT_THE_OBJECT, BAD_CREDENTIALS, CLOCK_SKEWED,
+    ACCESS_DENIED, SIGNED_FOR_ANOTHER_REGION, TOO_MANY_REQUESTS, CLIENT_ERROR, INTERNAL_ERROR,
+    BAD_GATEWAY, SLOW_DOWN, GATEWAY_TIMEOUT, SERVER_ERROR,
 )  # fmt: skip
 S3_ROWS: tuple[Row, ...] = (
     CONNECT_REFUSED, DNS_FAILURE, TLS_UNTRUSTED, CONNECT_FAILED, CONNECT_TIMEOUT, POOL_BUSY,

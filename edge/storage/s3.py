@@ -12,6 +12,11 @@ A body sent chunked (no ``Content-Length``) is read ahead (:func:`unsized`); a
 Range is forwarded as ever: a part's ``Content-Range`` gives its length, and a
 store that ignores the Range sends the whole object.
 
+Where requests go (the endpoint as the AWS SDKs find it, path-style or
+virtual-hosted addressing) is :mod:`edge.storage.endpoint`'s; the region signed for,
+and how S3's answer changes it, :mod:`edge.storage.region`'s; the start-up check of the
+bucket, and what a bare ``404`` is, :mod:`edge.storage.probe`'s.
+
 Where a transform's source is looked for (:meth:`S3Storage.siblings`) is one
 ListObjectsV2 of the names that begin with the requested stem and a dot, one
 folder deep, at most ``LIST_KEYS`` of them, its answer read within ``LIST_BYTES``.
@@ -27,12 +32,11 @@ from there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-import re
 import time
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from edge.errors import ConfigError, RangeNotSatisfiable
 from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
@@ -47,6 +51,7 @@ from edge.storage.base import (
     sibling_names,
 )
 from edge.storage.config import S3Settings
+from edge.storage.endpoint import Address, Endpoint, find_endpoint
 from edge.storage.failures import (
     BACKOFF,
     CREDENTIALS,
@@ -57,8 +62,11 @@ from edge.storage.failures import (
     WRONG_PART,
     Fault,
     Silence,
+    Unconfirmed,
 )
 from edge.storage.network import ca_bundle, proxy_for, tls_context
+from edge.storage.probe import BucketWatch, check_at_start
+from edge.storage.region import bucket_region, first_region, region_named
 from edge.storage.s3_answers import (
     LIST_KEYS,
     Refusal,
@@ -74,12 +82,13 @@ from edge.storage.s3_answers import (
 from edge.storage.sigv4 import Credentials, Signer, canonical_query, object_path
 from edge.storage.wire import Pool, Response
 
+log = logging.getLogger("edge")
+
 #: Backoff before attempt n+1: a random share of min(BACKOFF_CAP, BACKOFF_BASE * 2**n).
 BACKOFF_BASE, BACKOFF_CAP = 0.025, 0.5
 #: Temporary credentials are looked at again this often (botocore refreshes them
 #: well before expiry; a static key is read once).
 CREDENTIALS_SECONDS = 60.0
-_DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 def find_credentials() -> bool:
@@ -102,10 +111,18 @@ class S3Storage(Storage):
         self._connect_timeout = settings.connect_timeout
         self._read_timeout = settings.read_timeout
         self._max_attempts = settings.max_attempts
+        self._addressing = settings.addressing
+        self._check_bucket = settings.check_bucket
         self._pool: Pool | None = None
+        self._retired: list[Pool] = []  # pools of an address left for another region's
         self._signer = Signer(region=settings.region or "us-east-1")
+        self.region_source = ""  # where the first region signed for came from
+        self.endpoint: Endpoint | None = None  # set by open()
+        self.address: Address | None = None
         self._host = ""  # the Host header, port included when not the scheme's default
         self._bucket_path = ""  # "/bucket" for path-style addressing, "" for virtual-hosted
+        self._ca_bundle: str | None = None  # AWS_CA_BUNDLE, else the profile's ca_bundle
+        self._watch = BucketWatch(self.check)  # what a bare 404 is (edge/storage/probe.py)
         self._source: Any = None  # botocore's credentials, refreshed by botocore
         self._credentials = Credentials("", "")
         self._credentials_until = 0.0
@@ -114,39 +131,74 @@ class S3Storage(Storage):
         from aiobotocore.session import get_session  # the credential chain only
 
         session = get_session()
-        region = self._region or session.get_config_variable("region") or "us-east-1"
+        region, self.region_source = first_region(self._region, session)
+        self.endpoint = find_endpoint(self._endpoint_url, self._addressing, session)
         self._signer = Signer(region=region)
         self._source = await session.get_credentials()
         if self._source is None:  # find_credentials() said there were some
             raise ConfigError("EDGE_STORAGE: the AWS credentials are gone")
         await self._fresh_credentials()
-        if self._endpoint_url:  # MinIO, Ceph, moto: path-style, rarely wildcard DNS
-            parts = urlsplit(self._endpoint_url)
-            tls = parts.scheme == "https"
-            host, port = parts.hostname or "", parts.port or (443 if tls else 80)
-            self._bucket_path = object_path(None, self.bucket)
-        elif _DNS_BUCKET.fullmatch(self.bucket):  # AWS, virtual-hosted
-            tls, host, port = True, f"{self.bucket}.s3.{region}.amazonaws.com", 443
-        else:  # dots in the name break the wildcard certificate: path-style
-            tls, host, port = True, f"s3.{region}.amazonaws.com", 443
-            self._bucket_path = object_path(None, self.bucket)
-        self._host = host if port == (443 if tls else 80) else f"{host}:{port}"
-        scheme = "https" if tls else "http"
+        self._ca_bundle = ca_bundle(session)  # botocore's: trusted for an https endpoint
+        self._reach(self.endpoint.address(self.bucket, region))
+        if self._check_bucket:
+            try:
+                await check_at_start(lambda: self.first_key(""), self.bucket)
+            except BaseException:  # no start: its connections end here, none left to the GC
+                await self.aclose()
+                raise
+
+    def _reach(self, address: Address) -> None:
+        """Send every request to ``address`` from now on, on a pool of its own (an earlier
+        pool's connections end at aclose, their answers read)."""
+        if self._pool is not None:
+            self._retired.append(self._pool)
+        self.address, self._host, self._bucket_path = (
+            address,
+            address.host_header,
+            address.bucket_path,
+        )
         self._pool = Pool(
-            scheme=scheme,
-            host=host,
-            port=port,
-            tls=tls_context(ca_bundle(session)) if tls else None,
-            proxy=proxy_for(f"{scheme}://{self._host}"),
+            scheme="https" if address.tls else "http",
+            host=address.host,
+            port=address.port,
+            name=address.endpoint,  # the name a log shows, not localhost's alias
+            tls=tls_context(self._ca_bundle) if address.tls else None,
+            proxy=proxy_for(address.url),
             limit=self._max_connections,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
         )
 
+    def use_region(self, region: str) -> None:
+        """Sign for ``region`` from now on, and on AWS's own endpoints go to its host."""
+        if region == self._signer.region:
+            return
+        log.warning(
+            "bucket %s is in region %s, not %s: edge signs for %s from now on (set"
+            " EDGE_S3_REGION=%s to start with it)",
+            *(self.bucket, region, self._signer.region, region, region),
+        )
+        self._signer = Signer(region=region)
+        assert self.endpoint is not None
+        address = self.endpoint.address(self.bucket, region)
+        if address != self.address:
+            self._reach(address)
+
+    @property
+    def region(self) -> str:
+        return self._signer.region
+
+    @property
+    def credential_source(self) -> str:
+        """botocore's name for where the credentials came from (``env``,
+        ``shared-credentials-file``, ``assume-role``, ``iam-role``...): never a secret."""
+        return str(getattr(self._source, "method", "") or "unknown")
+
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
+        for pool in (*self._retired, self._pool):
+            if pool is not None:
+                await pool.aclose()
+        self._pool, self._retired = None, []
 
     async def check(self) -> None:
         """A HEAD of the bucket: any refusal is its row's error (a 404 is NoSuchBucket)."""
@@ -154,6 +206,25 @@ class S3Storage(Storage):
         if isinstance(answer, Refusal):
             raise answer.exception(**self._facts(f"bucket {self.bucket}"))
         answer.release()
+
+    async def first_key(self, folder: str) -> str | None:
+        """A key stored under ``folder`` (``public/``; ``""``: anything under the prefix),
+        or None: one listing of one key. A refusal is its row's error (a 404: no bucket).
+        With no EDGE_S3_REGION, the answer's ``x-amz-bucket-region`` is the region signed
+        for from then on. ListObjects (v1), the same permission as V2's: s3rver fails every
+        truncated V2 listing (its continuation token is DES, which OpenSSL 3 refuses)."""
+        what = f"s3://{self.bucket}/{self.prefix}{folder}"
+        query = canonical_query(
+            [("prefix", self.prefix + folder), ("max-keys", "1"), ("encoding-type", "url")]
+        )
+        path = self._bucket_path or "/"
+        answer = await self._send("GET", path, [], query=query, key=what, bucket=True)
+        if isinstance(answer, Refusal):
+            raise answer.exception(**self._facts(what))
+        if not self._region and (region := bucket_region(answer.headers)):
+            self.use_region(region)
+        keys = await listing(answer, what)
+        return keys[0] if keys else None
 
     async def siblings(self, key: str) -> list[str]:
         """One ListObjectsV2 (path-style or virtual-hosted, as the reads): the names under
@@ -183,13 +254,17 @@ class S3Storage(Storage):
         return [directory + name for name in names if name in found]
 
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
-        if head:
-            response = await self._object("HEAD", key, [])
-            response.release()
-            stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
-            status, start, end = decide(stat, conditions)
-            return Reply(status, stat, start, end, None)
-        return await self._get(key, conditions)
+        try:
+            if head:
+                response = await self._object("HEAD", key, [])
+                response.release()
+                stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
+                status, start, end = decide(stat, conditions)
+                return Reply(status, stat, start, end, None)
+            return await self._get(key, conditions)
+        except Unconfirmed:  # a 404 without a document (a HEAD's): is the bucket there?
+            await self._watch.confirm()
+            raise
 
     async def _get(self, key: str, conditions: Conditions) -> Reply:
         headers: list[tuple[str, str]] = []
@@ -290,7 +365,7 @@ class S3Storage(Storage):
         if time.monotonic() >= self._credentials_until:
             await self._fresh_credentials()
         target = f"{path}?{query}" if query else path
-        attempt = 1
+        attempt, moved = 1, False
         while True:
             signed = self._signer.headers(method, self._host, path, self._credentials, query)
             sent = {"host": self._host, **dict(signed), **dict(headers)}
@@ -309,6 +384,10 @@ class S3Storage(Storage):
                 answer = refusal(
                     response.status, response.headers, document, bucket=bucket, attempts=attempt
                 )
+                if not moved and (region := region_named(answer.row, answer.region)):
+                    self.use_region(region)  # S3 named the bucket's region: once, signed for it
+                    moved = True
+                    continue
                 if answer.row.retry is not BACKOFF or attempt >= self._max_attempts:
                     return answer
             await asyncio.sleep(random.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))

@@ -19,6 +19,7 @@ from edge.storage.failures import (
     BODY_CUT,
     NO_LENGTH,
     NO_SUCH_BUCKET,
+    NOT_THE_OBJECT,
     WRONG_PART,
     Fault,
     Row,
@@ -87,7 +88,12 @@ def refusal(
     if not region and (named := _REGION.search(document)):
         region = named.group(1).decode("ascii")
     size = _OBJECT_SIZE.search(document)
-    row = NO_SUCH_BUCKET if bucket and status == 404 else answer_row(status, code)
+    if bucket and status == 404:
+        row = NO_SUCH_BUCKET
+    elif status == 404 and document and not found:  # a page, but no S3 error document
+        row = NOT_THE_OBJECT
+    else:
+        row = answer_row(status, code)
     size_said = int(size.group(1)) if size else -1
     return Refusal(row, status, code, region, size_said, headers, attempts)
 

@@ -169,15 +169,18 @@ class Pool:
         connect_timeout: float,
         read_timeout: float,
         proxy: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.host, self.port, self.limit = host, port, limit
         self.proxy = URL(proxy) if proxy else None
-        #: For the log: the host and port tried (and the proxy's, never its credentials).
-        self.endpoint = f"{host}:{port}"
+        #: For the log: the host and port tried (``name``, else ``host:port``), and the
+        #: proxy's (never its credentials).
+        self.endpoint = name or f"{host}:{port}"
         if self.proxy is not None:
             self.endpoint += f" via proxy {self.proxy.host}:{self.proxy.port}"
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self.base = f"{scheme}://{host}:{port}"
+        bracketed = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
+        self.base = f"{scheme}://{bracketed}:{port}"
         self.slots = asyncio.Semaphore(limit)
         connector = _Connector(
             limit=limit,

@@ -227,6 +227,32 @@ def no_such_key(request: pytest.FixtureRequest, row: Row) -> Outcome:
     return outcome
 
 
+@produces(failures.BARE_NOT_FOUND)
+def head_of_a_missing_key(request: pytest.FixtureRequest, row: Row) -> Outcome:
+    """A HEAD's 404 has no document: the bucket's HEAD says whether the object's stands."""
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    gone = read_s3(moto.endpoint_url, bucket="no-such-bucket", head=True)
+    assert isinstance(gone.error, Fault) and gone.error.row is failures.NO_SUCH_BUCKET, (
+        "no bucket: 502, never 404"
+    )
+    key, before = moto_key(moto), len(moto.seen)
+    outcome = read_s3(moto.endpoint_url, key=key, head=True)
+    asked = [seen.method for seen in moto.seen[before:]]
+    assert asked == ["HEAD", "HEAD"], f"the object's HEAD, then the bucket's: {asked}"
+    outcome.requests = moto_requests(moto, key, before)
+    return outcome
+
+
+@produces(failures.NOT_THE_OBJECT)
+def not_about_the_object(request: pytest.FixtureRequest, row: Row) -> Outcome:
+    page = b"<html><body>404 Not Found</body></html>"
+    proxy = read_canned(
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page)
+    )
+    assert isinstance(proxy.error, Fault) and proxy.error.row is row, "a proxy's page"
+    return read_canned(s3_error("404 Not Found", "NoSuchWebsiteConfiguration"))
+
+
 @produces(failures.NO_SUCH_BUCKET)
 def no_such_bucket(request: pytest.FixtureRequest, row: Row) -> Outcome:
     moto: MotoServer = request.getfixturevalue("moto_server")
