@@ -108,6 +108,20 @@ def parse_origins(name: str, text: str) -> tuple[str, ...]:
     return origins
 
 
+#: The stored headers EDGE_S3_PASS_HEADERS may name (Content-Encoding is always sent on).
+PASSABLE_HEADERS = ("cache-control", "content-disposition", "content-language")
+
+
+def parse_pass_headers(name: str, text: str) -> frozenset[str]:
+    """Empty (none), or a comma-separated list of :data:`PASSABLE_HEADERS`, any case."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    for header in sorted(names):
+        if header not in PASSABLE_HEADERS:
+            allowed = ", ".join(PASSABLE_HEADERS)
+            raise ConfigError(f"{name}: {header!r} cannot be passed on; expected some of {allowed}")
+    return frozenset(names)
+
+
 def parse_optional_url(name: str, text: str) -> str | None:
     """An http:// or https:// URL; empty means none."""
     if not text:

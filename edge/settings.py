@@ -30,6 +30,7 @@ from edge.config_parsers import (
     parse_optional_text,
     parse_optional_url,
     parse_origins,
+    parse_pass_headers,
     parse_pixels,
     parse_seconds,
     parse_signing_keys,
@@ -206,6 +207,17 @@ class Settings:
         "Attempts per S3 call, first included, for the failures the troubleshooting guide's"
         " table marks as retried (connection errors, silence, 429, 500, 502, 503 SlowDown,"
         " 504); then that failure's error.",
+    )
+    s3_pass_headers: frozenset[str] = var(
+        "",
+        parse_pass_headers,
+        S3,
+        "Headers stored with a public object (set at upload: `put-object --cache-control`)"
+        " that edge sends on, comma-separated: any of `Cache-Control` (instead of edge's"
+        " `public, max-age=`), `Content-Disposition` (on images only: any other type stays"
+        " `attachment`) and `Content-Language`. A private object always gets edge's own"
+        " `private` Cache-Control and none of them. A stored `Content-Encoding` is always"
+        " sent on; a value with a control character or a byte past ASCII never is.",
     )
 
     cache_ttl: int = var(

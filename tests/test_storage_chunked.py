@@ -121,6 +121,14 @@ def test_a_range_a_store_ignores_is_the_whole_object_chunked(world: World) -> No
 
 
 @S3_ONLY
+def test_a_range_a_store_ignores_on_a_short_chunked_object_is_cut_here(world: World) -> None:
+    base, _ = serve(world, chunked(SMALL))
+    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10)
+    assert response.status_code == 206 and response.content == SMALL[100:200]
+    assert response.headers["content-range"] == f"bytes 100-199/{len(SMALL)}"
+
+
+@S3_ONLY
 def test_a_chunked_part_of_the_wrong_length_is_refused(world: World) -> None:
     answer = chunked(
         LARGE[100:150],

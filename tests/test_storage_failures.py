@@ -24,6 +24,7 @@ from edge.storage import failures
 from edge.storage.failures import (
     AT_ONCE,
     BACKOFF,
+    ONCE,
     REGION,
     Fault,
     Row,
@@ -33,12 +34,12 @@ from edge.storage.failures import (
     file_open_row,
 )
 from edge.storage.s3_answers import refusal
-from tests.support import folder_faults, s3_faults
+from tests.support import folder_faults, part_faults, s3_faults
 from tests.support.fault_rig import ATTEMPTS, ROWS, SCENARIOS, name
 from tests.support.servers import S3RVER_KEY
 
 #: Where the scenarios are registered (imported for that).
-SCENARIO_MODULES = (s3_faults, folder_faults)
+SCENARIO_MODULES = (s3_faults, part_faults, folder_faults)
 
 
 # --- the mapping, as units -------------------------------------------------------------
@@ -52,7 +53,7 @@ def test_each_row_builds_its_error_with_its_reason(row: Row) -> None:
         with pytest.raises(TypeError):
             row.exception(**facts)
         return
-    tries = ATTEMPTS if row.retry is BACKOFF else 1
+    tries = ATTEMPTS if row.retry is BACKOFF else 2 if row.retry is ONCE else 1
     error = row.exception(attempts=tries, **facts)
     assert type(error).status == row.error.status and type(error).code == row.error.code
     assert isinstance(error, row.error)
@@ -177,7 +178,7 @@ def test_every_row_is_produced_by_a_real_fault(
     assert isinstance(error, row.error) and type(error).code == row.error.code, error
     if isinstance(error, Fault | Silence):
         assert error.row is row, error.reason
-    tries = ATTEMPTS if row.retry is BACKOFF else 2 if row.retry is REGION else 1
+    tries = ATTEMPTS if row.retry is BACKOFF else 2 if row.retry in (REGION, ONCE) else 1
     if outcome.requests is not None:
         assert outcome.requests == tries, f"{outcome.requests} requests, {tries} expected"
     pattern = ".+?".join(re.escape(part) for part in re.split(r"{\w+}", row.log))

@@ -147,10 +147,12 @@ class Transformer:
                     f"{source_key[:300]} is {stat.size} bytes, over {limit}",
                     slug="source_too_large",
                 )
+            refuse_encoded(source_key, stat)
 
             async def read() -> bytes:
                 nonlocal stat  # the validators of the very bytes transformed, for the ETag
                 stat, data = await self.reader.whole(source_key, record, limit)
+                refuse_encoded(source_key, stat)  # replaced since it was looked at
                 return data
 
             rendered = await self._render(read, resolved, output, record, source_key)
@@ -263,3 +265,15 @@ def variant_etag(source_key: str, stat: Stat, transform: Transform, output: Outp
 
 def _output(path: str) -> OutputFormat | None:
     return FORMATS.get(posixpath.splitext(path)[1].lower())  # photo.JPG is a JPEG too
+
+
+def refuse_encoded(key: str, stat: Stat) -> None:
+    """A source stored with a Content-Encoding (a gzip-compressed SVG) is refused, never
+    decoded: edge sends stored bytes as they are, and makes variants only of plain ones."""
+    encoding = stat.stored("content-encoding")
+    if encoding is not None:
+        raise UnprocessableImage(
+            f"{key[:300]} is stored with Content-Encoding {encoding[:40]}: a transform's"
+            " source must be stored unencoded",
+            slug="source_encoded",
+        )

@@ -42,6 +42,17 @@ class Stat:
     etag: str  # quoted, as sent in the ETag header
     last_modified: int  # Unix seconds
     content_type: str | None  # as stored; None when the store keeps none
+    #: Headers stored with the object (S3's Content-Encoding, Cache-Control,
+    #: Content-Disposition, Content-Language), names lower-case, values checked safe to
+    #: send (:func:`edge.storage.s3_answers.stored_headers`); a folder stores none.
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def stored(self, name: str) -> str | None:
+        """The stored header ``name`` (lower-case), if the object has one."""
+        for stored_name, value in self.metadata:
+            if stored_name == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)

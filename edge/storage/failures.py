@@ -32,6 +32,8 @@ class Retry(enum.Enum):
     AT_ONCE = "at once, uncounted"
     #: Once, signed for the region S3's answer names (edge/storage/region.py), uncounted.
     REGION = "once, in the region S3 names"
+    #: Again once, asked otherwise (a wrong part: as the explicit range), 2 attempts in all.
+    ONCE = "once, otherwise asked"
     NO = "no"
 
 
@@ -105,7 +107,9 @@ class Silence(StorageTimeout):
         return type(self)(self.row, **{**self.facts, **facts})
 
 
-BACKOFF, AT_ONCE, REGION, NO = Retry.BACKOFF, Retry.AT_ONCE, Retry.REGION, Retry.NO
+BACKOFF, AT_ONCE, REGION, ONCE, NO = (
+    Retry.BACKOFF, Retry.AT_ONCE, Retry.REGION, Retry.ONCE, Retry.NO
+)  # fmt: skip
 
 # --- S3: reaching the endpoint, and waiting for its answer ----------------------------
 # fmt: off
@@ -230,11 +234,24 @@ NO_LENGTH = Row(
     " does, so a cut one cannot be told from a whole one", NO, StorageError,
     "S3 sent no usable length for {key}: {detail}")
 UNASKED_PART = Row(
-    "a `206` where the whole object was asked", NO, StorageError,
-    "S3 sent a part of {key} nobody asked for: {detail}")
+    "a `206` where the whole object was asked; a `304` to a GET without conditions", NO,
+    StorageError, "S3 sent an answer for {key} nobody asked for: {detail}")
 WRONG_PART = Row(
-    "a `Content-Range` that is not the range asked, does not parse, or disagrees with"
-    " `Content-Length`", NO, StorageError, "S3 sent the wrong part of {key}: {detail}")
+    "a `Content-Range` that does not parse, or disagrees with `Content-Length`", NO,
+    StorageError, "S3 sent the wrong part of {key}: {detail}")
+WIDER_PART = Row(
+    "a part holding more than the range asked: a wider `Content-Range` (s3rver answers"
+    " `bytes=0-0` with the whole object), or a `200` with the whole object (a store that"
+    " ignores `Range`)", NO, None, "",
+    instead="the asked bytes, cut out of it (not a failure)")
+MISSING_PART = Row(
+    "a `Content-Range` that leaves out bytes of the range asked (s3rver answers a suffix"
+    " `bytes=-5` with the first six bytes), twice: edge asks again once, for the explicit"
+    " range (`bytes=5-9`)", ONCE, StorageError, "S3 sent the wrong part of {key}: {detail}")
+BARE_NOT_MODIFIED = Row(
+    "a `304` without `ETag` or `Last-Modified` (s3rver's)", NO, None, "",
+    instead="`304 Not Modified` with the validators of a HEAD of the object, the conditions"
+    " decided on them (not a failure)")
 BAD_LISTING = Row(
     "a listing (where a transform's source is looked for) that is not a `ListBucketResult`"
     " XML document (a DTD is refused), or is longer than 448 KiB (`LIST_BYTES`)", NO,
@@ -290,8 +307,9 @@ S3_ANSWERS: tuple[Row, ...] = (
 )  # fmt: skip
 S3_ROWS: tuple[Row, ...] = (
     CONNECT_REFUSED, DNS_FAILURE, TLS_UNTRUSTED, CONNECT_FAILED, CONNECT_TIMEOUT, POOL_BUSY,
-    STALE_CONNECTION, READ_TIMEOUT, CLOSED_BEFORE_ANSWER, MALFORMED, *S3_ANSWERS, NO_LENGTH,
-    UNASKED_PART, WRONG_PART, BAD_LISTING, BODY_TIMEOUT, BODY_CUT, CREDENTIALS, CHANGED,
+    STALE_CONNECTION, READ_TIMEOUT, CLOSED_BEFORE_ANSWER, MALFORMED, *S3_ANSWERS,
+    BARE_NOT_MODIFIED, NO_LENGTH, UNASKED_PART, WRONG_PART, WIDER_PART, MISSING_PART,
+    BAD_LISTING, BODY_TIMEOUT, BODY_CUT, CREDENTIALS, CHANGED,
 )  # fmt: skip
 FILE_ROWS: tuple[Row, ...] = (
     FILE_MISSING, FILE_OUTSIDE, FILE_NOT_REGULAR, FILE_DENIED, FILE_OPEN_FAILED, FILE_SHRANK,

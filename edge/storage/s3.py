@@ -55,6 +55,7 @@ from edge.storage.endpoint import Address, Endpoint, find_endpoint
 from edge.storage.failures import (
     BACKOFF,
     CREDENTIALS,
+    MISSING_PART,
     NO_LENGTH,
     NOT_MODIFIED,
     PRECONDITION_FAILED,
@@ -74,11 +75,13 @@ from edge.storage.s3_answers import (
     error_document,
     length_of,
     listing,
+    not_modified_stat,
     refusal,
     span_of,
     stat_of,
     unsized,
 )
+from edge.storage.s3_parts import Slice, cut
 from edge.storage.sigv4 import Credentials, Signer, canonical_query, object_path
 from edge.storage.wire import Pool, Response
 
@@ -266,7 +269,9 @@ class S3Storage(Storage):
             await self._watch.confirm()
             raise
 
-    async def _get(self, key: str, conditions: Conditions) -> Reply:
+    async def _get(self, key: str, conditions: Conditions, *, again: bool = False) -> Reply:
+        """A GET under ``conditions``; ``again``: a retry after a wrong part (see
+        :mod:`edge.storage.s3_parts`), whose own wrong part is an error."""
         headers: list[tuple[str, str]] = []
         tags = entity_tags(conditions.if_none_match or "")
         if tags and len(tags) == 1:
@@ -285,7 +290,12 @@ class S3Storage(Storage):
         try:
             response = await self._object("GET", key, headers)
         except _NotModified as not_modified:
-            return Reply(304, not_modified.stat, 0, -1, None)
+            if not any(name.startswith("if-") and name != "if-match" for name, _ in headers):
+                detail = "304 to a GET without If-None-Match or If-Modified-Since"
+                raise UNASKED_PART.exception(key=key, detail=detail) from None
+            if not_modified.stat.etag and not_modified.stat.last_modified:
+                return Reply(304, not_modified.stat, 0, -1, None)
+            return await self._revalidated(key, conditions)
         except _PreconditionFailed:  # If-Range did not hold: the whole object
             return await self._get(key, replace(conditions, range=None, if_range=None))
         except RangeNotSatisfiable as error:
@@ -295,12 +305,16 @@ class S3Storage(Storage):
                 error.size = length_of(head.headers, key)
             raise
         try:
-            return await self._reply(key, response, conditions)
+            return await self._reply(key, response, conditions, again=again)
         except BaseException:
             response.release()
             raise
 
-    async def _reply(self, key: str, response: Response, conditions: Conditions) -> Reply:
+    async def _reply(
+        self, key: str, response: Response, conditions: Conditions, *, again: bool = False
+    ) -> Reply:
+        """The answer checked against what was asked (:mod:`edge.storage.s3_parts`): the
+        decision the folder storage makes, on the validators S3 sent, and exactly its bytes."""
         headers = response.headers
         length = response.length
         if length < 0 and not response.chunked:  # ends when the connection does: a cut one too
@@ -314,25 +328,49 @@ class S3Storage(Storage):
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
             await response.drain()  # the object's bytes, unread: never the next answer's
             return Reply(304, stat, 0, -1, None)
-        if span is None:  # the whole object, also a correct answer to a Range a store ignored
-            status, start, end = 200, 0, stat.size - 1
-        elif conditions.range is None:
-            raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
-        elif status == 200:  # If-Range failed here: the whole object, once
-            await response.drain()
+        answered = (0, stat.size - 1) if span is None else span[:2]
+        if length != answered[1] - answered[0] + 1:
+            detail = f"{length} bytes for a span of {answered[1] - answered[0] + 1}"
+            raise WRONG_PART.exception(key=key, detail=detail)
+        if status == 200 and span is not None:
+            if conditions.range is None:
+                raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
+            await response.drain()  # If-Range failed here: the whole object, once
             return await self._get(key, replace(conditions, range=None, if_range=None))
-        elif span[:2] != (start, end):
-            detail = f"bytes {span[0]}-{span[1]} for a request of {start}-{end}"
-            raise WRONG_PART.exception(key=key, detail=detail)
-        if length != end - start + 1:
-            detail = f"{length} bytes for a span of {end - start + 1}"
-            raise WRONG_PART.exception(key=key, detail=detail)
-        if length < 0:
-            return await unsized(response, stat, key)
+        if length < 0:  # a whole object sent chunked (its size unknown): read ahead
+            whole = await unsized(response, stat, key)
+            if whole.data is None:  # longer than a chunk: the whole object, streamed
+                return whole
+            status, start, end = decide(whole.stat, conditions)  # its size known now
+            return Reply(status, whole.stat, start, end, None, whole.data[start : end + 1])
         chunks = S3Chunks(response, length, key)
+        where = cut(answered, (start, end))
+        if where is None:  # the store left out some of the asked bytes
+            if again:
+                detail = f"bytes {answered[0]}-{answered[1]} for a request of {start}-{end}"
+                raise MISSING_PART.exception(key=key, detail=detail)
+            await response.drain()
+            return await self._get(key, replace(conditions, range=(start, end)), again=True)
+        skip, take = where
         if length <= CHUNK_BYTES:
-            return Reply(status, stat, start, end, None, await read_whole(chunks))
-        return Reply(status, stat, start, end, chunks)
+            data = await read_whole(chunks)
+            return Reply(status, stat, start, end, None, data[skip : skip + take])
+        if (skip, take) == (0, length):
+            return Reply(status, stat, start, end, chunks)
+        return Reply(status, stat, start, end, Slice(chunks, skip, take))
+
+    async def _revalidated(self, key: str, conditions: Conditions) -> Reply:
+        """A ``304`` naming no ETag or no Last-Modified (s3rver's name neither): the
+        validators come from a HEAD of the object, and the conditions are decided on them
+        here; if they no longer hold (the object changed in between), the object is read
+        without them (a ``200`` is always a correct answer to a conditional GET)."""
+        head = await self._object("HEAD", key, [])
+        head.release()
+        stat = stat_of(head.headers, length_of(head.headers, key))
+        if decide(stat, conditions)[0] == 304:
+            return Reply(304, stat, 0, -1, None)
+        fresh = replace(conditions, if_none_match=None, if_modified_since=None)
+        return await self._get(key, fresh)  # a 304 to it is UNASKED_PART: no loop
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
         """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""
@@ -341,8 +379,7 @@ class S3Storage(Storage):
         if isinstance(answer, Response):
             return answer
         if answer.row is NOT_MODIFIED:
-            modified = parse_http_date(answer.headers.get("last-modified")) or 0
-            raise _NotModified(Stat(-1, answer.headers.get("etag", '""'), modified, None))
+            raise _NotModified(not_modified_stat(answer.headers))
         if answer.row is PRECONDITION_FAILED:
             raise _PreconditionFailed
         raise answer.exception(**self._facts(key))

@@ -49,6 +49,16 @@ _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 _CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _REGION = re.compile(rb"<Region>([a-z0-9-]{1,32})</Region>")
 _OBJECT_SIZE = re.compile(rb"<ActualObjectSize>(\d{1,20})</ActualObjectSize>")
+#: The headers S3 stores with an object (set at upload) that edge may send on: the
+#: Content-Encoding always, the others where EDGE_S3_PASS_HEADERS names them.
+STORED_HEADERS = ("content-encoding", "cache-control", "content-disposition", "content-language")
+#: A stored header's value edge sends on: visible ASCII and spaces, not starting or
+#: ending with a space, at most 1,024 characters. No CR, LF or other control character
+#: (a value that could end the header and start another is never sent), no byte past
+#: ASCII (HTTP/1.1 gives them no meaning). A value that is not is dropped.
+_SAFE_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,1022}[\x21-\x7e])?")
+#: A Content-Encoding: a comma-separated list of codings (RFC 9110 tokens).
+_CODINGS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +187,37 @@ def stat_of(headers: Mapping[str, str], size: int) -> Stat:
         etag=headers.get("etag", '""'),
         last_modified=parse_http_date(headers.get("last-modified")) or 0,
         content_type=headers.get("content-type"),
+        metadata=stored_headers(headers),
     )
+
+
+def not_modified_stat(headers: Mapping[str, str]) -> Stat:
+    """What a ``304`` says of the object: its validators (an empty ETag, a 0 date where it
+    names none: s3rver's name neither), and the stored headers it repeats."""
+    return Stat(
+        size=-1,
+        etag=headers.get("etag", ""),
+        last_modified=parse_http_date(headers.get("last-modified")) or 0,
+        content_type=None,
+        metadata=stored_headers(headers),
+    )
+
+
+def stored_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The :data:`STORED_HEADERS` an answer carries whose values are safe to send on (see
+    :data:`_SAFE_VALUE`); a Content-Encoding must also be a list of codings, and is
+    dropped when it says ``identity`` (no coding at all)."""
+    found = []
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if value is None or not _SAFE_VALUE.fullmatch(value):
+            continue
+        if name == "content-encoding" and (
+            not _CODINGS.fullmatch(value) or value.lower() == "identity"
+        ):
+            continue
+        found.append((name, value))
+    return tuple(found)
 
 
 async def listing(response: Response, what: str) -> list[str]:

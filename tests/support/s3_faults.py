@@ -35,6 +35,9 @@ from tests.support.servers import BUCKET, S3RVER_KEY, MotoServer, S3rver, free_p
 from tests.support.stores import tiny_store
 from tests.support.tls import certificate_authority
 
+#: A date a complete 304 names (as S3's do, with the ETag).
+LAST_MODIFIED = b"Wed, 21 Oct 2015 07:28:00 GMT"
+
 _keys = itertools.count()
 
 
@@ -72,8 +75,10 @@ def hang_up(request: pytest.FixtureRequest, row: Row) -> Outcome:
 
 @produces(failures.WRONG_PART)
 def wrong_part(request: pytest.FixtureRequest, row: Row) -> Outcome:
-    reply = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\nContent-Range: bytes 0-3/9"
-    return read_canned(reply + b"\r\n\r\nabcd", conditions=Conditions(range=(2, 5)))
+    """A Content-Range of four bytes over a body of three (a part narrower or wider than
+    asked has rows of its own: tests/support/part_faults.py)."""
+    reply = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 2-5/9"
+    return read_canned(reply + b"\r\n\r\ncde", conditions=Conditions(range=(2, 5)))
 
 
 @produces(failures.BAD_LISTING)
@@ -97,7 +102,7 @@ def unreadable_listing(request: pytest.FixtureRequest, row: Row) -> Outcome:
 @produces(failures.NOT_MODIFIED)
 def not_modified(request: pytest.FixtureRequest, row: Row) -> Outcome:
     outcome = read_canned(
-        b'HTTP/1.1 304 Not Modified\r\nETag: "e1"\r\n\r\n',
+        b'HTTP/1.1 304 Not Modified\r\nETag: "e1"\r\nLast-Modified: %s\r\n\r\n' % LAST_MODIFIED,
         conditions=Conditions(if_none_match='"e1"'),
     )
     assert outcome.reply is not None and outcome.reply.status == 304
