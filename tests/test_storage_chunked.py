@@ -7,7 +7,8 @@ to the client chunked too, its size unknown, and never enters the hot cache, wha
 EDGE_CACHE_MAX_OBJECT_BYTES allows. A chunked body cut before its last chunk is a storage
 error (read whole) or an aborted download (streaming), never a clean short answer. A Range
 is forwarded: a 206 sent chunked is as long as its Content-Range; a store that ignores the
-Range and sends the whole object chunked gets a 200, as for a sized one. A paused download
+Range and sends the whole object chunked: a short one is cut here (206), a long one, its
+size unknown, is answered whole (200). A paused download
 of unknown size reads on with an open range (``bytes=N-``)."""
 
 from __future__ import annotations
