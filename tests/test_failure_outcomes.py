@@ -124,7 +124,8 @@ def test_tried_again_then_504(edge: Edge) -> None:
         base = edge.s3(endpoint, EDGE_S3_MAX_ATTEMPTS="2", EDGE_S3_READ_TIMEOUT="0.3")
         assert_error(httpx.get(base + PATH, timeout=10), 504, "STORAGE_TIMEOUT")
         assert gets(seen) == 2
-    edge.said("storage silent for 0.3 s before answering (2 attempts)")
+    host = endpoint.removeprefix("http://")
+    edge.said(f"storage at {host} silent for 0.3 s before answering (2 attempts)")
 
 
 def test_tried_again_at_once_is_no_failure(edge: Edge) -> None:

@@ -100,7 +100,8 @@ class Headers:
         headers.extend(typed)
         if stat.metadata:
             headers.extend(self.stored(stat, private=found.private, typed=typed))
-        headers.append((b"content-length", str(reply.length).encode()))
+        if (length := reply.length) >= 0:  # else unknown (a store sent it chunked): so is ours
+            headers.append((b"content-length", str(length).encode()))
         if reply.status == 206:
             headers.append(
                 (b"content-range", f"bytes {reply.start}-{reply.end}/{stat.size}".encode())

@@ -121,7 +121,8 @@ DNS_FAILURE = Row(
     "cannot connect to storage at {endpoint}: {host} does not resolve ({detail})")
 TLS_UNTRUSTED = Row(
     "TLS verification fails: the endpoint's certificate is not signed by the system's"
-    " CAs (or `SSL_CERT_FILE`'s), or names another host", BACKOFF, StorageError,
+    " CAs (or `SSL_CERT_FILE`'s; by `AWS_CA_BUNDLE`'s alone when it is set), or names"
+    " another host", BACKOFF, StorageError,
     "cannot connect to storage at {endpoint}: TLS certificate not trusted ({detail})")
 CONNECT_FAILED = Row(
     "any other failure to connect: a reset, an unreachable network, a failed TLS handshake",
@@ -138,13 +139,13 @@ STALE_CONNECTION = Row(
     instead="nothing: the request goes on another connection")
 READ_TIMEOUT = Row(
     "silence before the answer: no status line and headers within `EDGE_S3_READ_TIMEOUT`",
-    BACKOFF, StorageTimeout, "storage silent for {timeout} s before answering")
+    BACKOFF, StorageTimeout, "storage at {endpoint} silent for {timeout} s before answering")
 CLOSED_BEFORE_ANSWER = Row(
     "the connection is closed or reset before the answer's headers are complete",
-    BACKOFF, StorageError, "storage connection {how} {when}")
+    BACKOFF, StorageError, "storage connection to {endpoint} {how} {when}")
 MALFORMED = Row(
-    "a malformed answer: not HTTP/1.1, a bad header, an interim `1xx` edge never asks for",
-    BACKOFF, StorageError, "storage sent {detail}")
+    "a malformed answer: not HTTP/1.x, a bad status line or header (an interim `1xx` is"
+    " skipped)", BACKOFF, StorageError, "storage at {endpoint} sent {detail}")
 
 # --- S3: its answer's status (first row that matches wins) ----------------------------
 NOT_MODIFIED = Row(
@@ -229,7 +230,8 @@ SERVER_ERROR = Row(
 
 # --- S3: the answer's shape, and its body ----------------------------------------------
 NO_LENGTH = Row(
-    "no `Content-Length` (or a chunked body)", NO, StorageError,
+    "neither a `Content-Length` nor a chunked body: a body that ends when the connection"
+    " does, so a cut one cannot be told from a whole one", NO, StorageError,
     "S3 sent no usable length for {key}: {detail}")
 UNASKED_PART = Row(
     "a `206` where the whole object was asked; a `304` to a GET without conditions", NO,
@@ -256,10 +258,11 @@ BAD_LISTING = Row(
     StorageError, "S3 sent an unreadable listing of {key}: {detail}")
 BODY_TIMEOUT = Row(
     "silence mid-body for `EDGE_S3_READ_TIMEOUT`", NO, StorageTimeout,
-    "S3 body of {key} stalled for {timeout} s", body=True)
+    "S3 body of {key} from {endpoint} stalled for {timeout} s", body=True)
 BODY_CUT = Row(
-    "a truncated body: the connection closed or reset mid-body, or the body stops parsing",
-    NO, StorageError, "S3 body of {key} cut short: {detail}", body=True)
+    "a truncated body: the connection closed or reset mid-body (before a chunked body's"
+    " last chunk), or the body stops parsing",
+    NO, StorageError, "S3 body of {key} from {endpoint} cut short: {detail}", body=True)
 CREDENTIALS = Row(
     "the AWS credential chain fails to refresh (metadata service unreachable, a bad"
     " profile, a failing `credential_process`)", NO, StorageError, "S3 credentials: {detail}")

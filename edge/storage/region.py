@@ -19,6 +19,7 @@ request per process, the first; a warning says which region to set to save it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from edge.storage.failures import SIGNED_FOR_ANOTHER_REGION, WRONG_REGION, Row
@@ -48,7 +49,7 @@ def region_named(row: Row, region: str) -> str | None:
     return None
 
 
-def bucket_region(headers: dict[str, str]) -> str | None:
+def bucket_region(headers: Mapping[str, str]) -> str | None:
     """The region a successful answer says the bucket is in (``x-amz-bucket-region``)."""
     region = headers.get("x-amz-bucket-region", "")
     return region if _REGION.fullmatch(region) else None

@@ -1,11 +1,16 @@
-"""An S3 bucket (or MinIO, Ceph, R2...) as storage, read over edge's own HTTP client.
+"""An S3 bucket (or MinIO, Ceph, R2...) as storage, read over aiohttp with edge's signer.
 
-A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent on a
-kept-alive connection from a bounded pool (:mod:`edge.storage.wire`). botocore
-is no longer on that path: its generic request pipeline (hooks, models,
-parsers) cost more CPU per object than the whole edge request around it. It
-still finds the credentials (environment, profiles, web identity, instance
-roles, refreshed before they expire) and the region.
+A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent by aiohttp
+on a kept-alive connection from a bounded pool (:mod:`edge.storage.wire`), with
+the CA bundle and proxy botocore would use (:mod:`edge.storage.network`).
+botocore is no longer on that path: its generic request pipeline (hooks,
+models, parsers) cost more CPU per object than the whole edge request around
+it. It still finds the credentials (environment, profiles, web identity,
+instance roles, refreshed before they expire), the region and the CA bundle.
+
+A body sent chunked (no ``Content-Length``) is read ahead (:func:`unsized`); a
+Range is forwarded as ever: a part's ``Content-Range`` gives its length, and a
+store that ignores the Range sends the whole object.
 
 Where requests go (the endpoint as the AWS SDKs find it, path-style or
 virtual-hosted addressing) is :mod:`edge.storage.endpoint`'s; the region signed for,
@@ -29,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 import time
 from dataclasses import replace
 from typing import Any
@@ -52,6 +56,7 @@ from edge.storage.failures import (
     BACKOFF,
     CREDENTIALS,
     MISSING_PART,
+    NO_LENGTH,
     NOT_MODIFIED,
     PRECONDITION_FAILED,
     UNASKED_PART,
@@ -60,6 +65,7 @@ from edge.storage.failures import (
     Silence,
     Unconfirmed,
 )
+from edge.storage.network import ca_bundle, proxy_for, tls_context
 from edge.storage.probe import BucketWatch, check_at_start
 from edge.storage.region import bucket_region, first_region, region_named
 from edge.storage.s3_answers import (
@@ -73,6 +79,7 @@ from edge.storage.s3_answers import (
     refusal,
     span_of,
     stat_of,
+    unsized,
 )
 from edge.storage.s3_parts import Slice, cut
 from edge.storage.sigv4 import Credentials, Signer, canonical_query, object_path
@@ -117,6 +124,7 @@ class S3Storage(Storage):
         self.address: Address | None = None
         self._host = ""  # the Host header, port included when not the scheme's default
         self._bucket_path = ""  # "/bucket" for path-style addressing, "" for virtual-hosted
+        self._ca_bundle: str | None = None  # AWS_CA_BUNDLE, else the profile's ca_bundle
         self._watch = BucketWatch(self.check)  # what a bare 404 is (edge/storage/probe.py)
         self._source: Any = None  # botocore's credentials, refreshed by botocore
         self._credentials = Credentials("", "")
@@ -133,9 +141,14 @@ class S3Storage(Storage):
         if self._source is None:  # find_credentials() said there were some
             raise ConfigError("EDGE_STORAGE: the AWS credentials are gone")
         await self._fresh_credentials()
+        self._ca_bundle = ca_bundle(session)  # botocore's: trusted for an https endpoint
         self._reach(self.endpoint.address(self.bucket, region))
         if self._check_bucket:
-            await check_at_start(lambda: self.first_key(""), self.bucket)
+            try:
+                await check_at_start(lambda: self.first_key(""), self.bucket)
+            except BaseException:  # no start: its connections end here, none left to the GC
+                await self.aclose()
+                raise
 
     def _reach(self, address: Address) -> None:
         """Send every request to ``address`` from now on, on a pool of its own (an earlier
@@ -148,14 +161,16 @@ class S3Storage(Storage):
             address.bucket_path,
         )
         self._pool = Pool(
+            scheme="https" if address.tls else "http",
             host=address.host,
             port=address.port,
-            tls=ssl.create_default_context() if address.tls else None,
+            name=address.endpoint,  # the name a log shows, not localhost's alias
+            tls=tls_context(self._ca_bundle) if address.tls else None,
+            proxy=proxy_for(address.url),
             limit=self._max_connections,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
         )
-        self._pool.endpoint = address.endpoint  # the name a log shows, not localhost's alias
 
     def use_region(self, region: str) -> None:
         """Sign for ``region`` from now on, and on AWS's own endpoints go to its host."""
@@ -246,7 +261,7 @@ class S3Storage(Storage):
             if head:
                 response = await self._object("HEAD", key, [])
                 response.release()
-                stat = stat_of(response.headers, length_of(response.headers, key))
+                stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
                 status, start, end = decide(stat, conditions)
                 return Reply(status, stat, start, end, None)
             return await self._get(key, conditions)
@@ -301,9 +316,13 @@ class S3Storage(Storage):
         """The answer checked against what was asked (:mod:`edge.storage.s3_parts`): the
         decision the folder storage makes, on the validators S3 sent, and exactly its bytes."""
         headers = response.headers
-        length = length_of(headers, key)
+        length = response.length
+        if length < 0 and not response.chunked:  # ends when the connection does: a cut one too
+            raise NO_LENGTH.exception(key=key, detail="neither a Content-Length nor chunked")
         content_range = headers.get("content-range")
         span = None if content_range is None else span_of(content_range, key)
+        if span is not None and length < 0:  # a part, chunked: as long as its range
+            length = span[1] - span[0] + 1
         stat = stat_of(headers, length if span is None else span[2])
         status, start, end = decide(stat, conditions)  # the decision the files backend makes
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
@@ -318,6 +337,12 @@ class S3Storage(Storage):
                 raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
             await response.drain()  # If-Range failed here: the whole object, once
             return await self._get(key, replace(conditions, range=None, if_range=None))
+        if length < 0:  # a whole object sent chunked (its size unknown): read ahead
+            whole = await unsized(response, stat, key)
+            if whole.data is None:  # longer than a chunk: the whole object, streamed
+                return whole
+            status, start, end = decide(whole.stat, conditions)  # its size known now
+            return Reply(status, whole.stat, start, end, None, whole.data[start : end + 1])
         chunks = S3Chunks(response, length, key)
         where = cut(answered, (start, end))
         if where is None:  # the store left out some of the asked bytes
@@ -380,11 +405,9 @@ class S3Storage(Storage):
         attempt, moved = 1, False
         while True:
             signed = self._signer.headers(method, self._host, path, self._credentials, query)
-            lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._host}\r\n"]
-            lines += [f"{name}: {value}\r\n" for name, value in (*signed, *headers)]
-            request = "".join(lines).encode("latin-1") + b"\r\n"
+            sent = {"host": self._host, **dict(signed), **dict(headers)}
             try:
-                response = await self._pool.request(request, head_only=method == "HEAD")
+                response = await self._pool.request(method, target, sent)
             except (Fault, Silence) as error:
                 if error.row.retry is not BACKOFF or attempt >= self._max_attempts:
                     raise error.again(key=key, attempts=attempt) from None
