@@ -270,3 +270,14 @@ def test_a_proxy_that_never_answers_connect_is_a_timeout(
     assert reason.startswith("no connection to storage"), reason
     assert "via proxy 127.0.0.1:" in reason and "secret" not in reason, reason
     assert took < 5, took
+
+
+def test_a_proxy_url_that_does_not_parse_is_a_start_up_error_without_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:badport")
+    with pytest.raises(ConfigError) as raised:
+        proxy_for("https://s3.example.com")
+    message = str(raised.value)
+    assert message.startswith("HTTPS_PROXY"), message
+    assert "secret" not in message and "user" not in message, message

@@ -114,6 +114,7 @@ class S3Chunks:
 
     def __init__(self, response: Response, length: int, key: str) -> None:
         self._response, self._left, self._key = response, length, key
+        self._length = length
 
     def __aiter__(self) -> S3Chunks:
         return self
@@ -132,6 +133,9 @@ class S3Chunks:
             endpoint = self._response.endpoint
             raise BODY_CUT.exception(key=self._key, endpoint=endpoint, detail=detail)
         if self._left > 0:
+            if len(data) > self._left:  # a part sent chunked, past its Content-Range
+                detail = f"its body is longer than the {self._length} bytes of its range"
+                raise WRONG_PART.exception(key=self._key, detail=detail)
             self._left -= len(data)
         return data
 
