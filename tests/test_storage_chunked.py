@@ -21,9 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from edge.errors import StorageError
 from edge.image.stream import STALL_SECONDS
-from edge.storage.base import CHUNK_BYTES
+from edge.storage.base import CHUNK_BYTES, Conditions
 from tests.support.client import assert_error
+from tests.support.fault_rig import read_canned
 from tests.support.stores import Hangup, Parts, tiny_store
 from tests.support.world import World
 
@@ -187,3 +189,23 @@ def test_a_paused_chunked_download_reads_on_from_where_it_was(world: World) -> N
     assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
     assert dechunk(body) == data
     assert asked and all(line.endswith(b"-") for line in asked), asked
+
+
+def test_a_chunked_part_longer_than_its_content_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 206 sent chunked is as long as its Content-Range says: a store that sends more
+    (past the asked range) has the read end in an error, never the extra bytes passed on
+    (a response of unknown length, a paused download read on, could not stop them)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    asked = 100_000  # over CHUNK_BYTES: the part streams, not read whole
+    answer = chunked(
+        LARGE,
+        status="206 Partial Content",
+        extra=f"Content-Range: bytes 0-{asked - 1}/{len(LARGE)}\r\n",
+    )
+    outcome = read_canned(answer, conditions=Conditions(range=(0, asked - 1)))
+    assert outcome.reply is None, f"{len(outcome.reply.data or b'')} bytes read for {asked}"
+    assert isinstance(outcome.error, StorageError), outcome
+    assert "longer than" in outcome.error.reason, outcome.error.reason

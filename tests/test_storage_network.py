@@ -229,3 +229,55 @@ def test_the_proxy_is_chosen_as_botocore_chooses_it(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert proxy_for(endpoint) == expected
+
+
+def test_a_proxy_that_never_answers_connect_is_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy that takes the TCP connection and the CONNECT, then says nothing, is
+    EDGE_S3_CONNECT_TIMEOUT's timeout naming the proxy, never a request held forever."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    settings = S3Settings("https://127.0.0.1:9", "us-east-1", 4, 1.0, 2.0, 1)
+
+    async def read() -> tuple[str, float]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # reads the CONNECT, answers nothing
+
+        proxy = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = proxy.sockets[0].getsockname()[1]
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:secret@127.0.0.1:{port}")
+        storage = S3Storage(bucket="bucket", settings=settings)
+        await storage.open()
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(15):
+                await storage.check()
+        except TimeoutError:
+            return "held past 15 s", 15.0
+        except Exception as error:  # the row's error
+            return str(getattr(error, "reason", error)), asyncio.get_running_loop().time() - started
+        finally:
+            await storage.aclose()
+            for writer in held:
+                writer.close()
+            proxy.close()
+        return "", 0.0
+
+    reason, took = asyncio.run(read())
+    assert reason.startswith("no connection to storage"), reason
+    assert "via proxy 127.0.0.1:" in reason and "secret" not in reason, reason
+    assert took < 5, took
+
+
+def test_a_proxy_url_that_does_not_parse_is_a_start_up_error_without_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:badport")
+    with pytest.raises(ConfigError) as raised:
+        proxy_for("https://s3.example.com")
+    message = str(raised.value)
+    assert message.startswith("HTTPS_PROXY"), message
+    assert "secret" not in message and "user" not in message, message

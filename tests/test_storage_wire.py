@@ -455,3 +455,22 @@ def test_a_slow_reader_pauses_the_storage_connection() -> None:
         held, received = asyncio.run(slowly(port))
     assert received == size
     assert HIGH_WATER <= held < HIGH_WATER + 512 * 1024, held
+
+
+@S3_ONLY
+def test_a_validator_with_bytes_past_ascii_is_sent_on_as_the_store_sent_it(world: World) -> None:
+    """aiohttp decodes header values as UTF-8 (a byte that is not UTF-8 kept as a
+    surrogate): an ETag holding one is sent on byte for byte, never a 500."""
+    etag = b'"\xff\xc3\xa9"'
+    reply = OBJECT.replace(b'ETag: "e1"', b"ETag: " + etag)
+
+    async def answer(connection: int, request: int, head: bytes) -> bytes | None:
+        return HEAD_OK if head.startswith(b"HEAD") else reply
+
+    with tiny_store(answer) as (port, _):
+        base = world.serve(EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", EDGE_CACHE_TTL="0")
+        response = httpx.get(base + "/i/alice/x.png", timeout=10)
+        assert response.status_code == 200 and response.content == b"hello"
+        assert response.headers.raw[[k for k, _ in response.headers.raw].index(b"etag")][1] == etag
+        again = httpx.get(base + "/i/alice/x.png", headers={b"if-none-match": etag}, timeout=10)
+        assert again.status_code == 304

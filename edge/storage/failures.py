@@ -44,7 +44,7 @@ CONNECT_FAILED = Row(
     "any other failure to connect: a reset, an unreachable network, a failed TLS handshake",
     BACKOFF, StorageError, "cannot connect to storage at {endpoint}: {detail}")
 CONNECT_TIMEOUT = Row(
-    "connect timeout: no connection (TCP, then TLS) within `EDGE_S3_CONNECT_TIMEOUT`",
+    "connect timeout: no connection (TCP, a proxy's tunnel, TLS) within `EDGE_S3_CONNECT_TIMEOUT`",
     BACKOFF, StorageTimeout, "no connection to storage at {endpoint} within {timeout} s")
 POOL_BUSY = Row(
     "all `EDGE_S3_MAX_CONNECTIONS` connections stay busy for `EDGE_S3_CONNECT_TIMEOUT`",

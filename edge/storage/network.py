@@ -17,6 +17,8 @@ import os
 import ssl
 from typing import Any
 
+from yarl import URL
+
 from edge.errors import ConfigError
 
 
@@ -50,6 +52,12 @@ def proxy_for(endpoint_url: str) -> str | None:
     proxy = proxies.get(scheme)
     if not proxy:
         return None
-    if proxy.startswith(("http:", "https:")):
-        return proxy
-    return ("http:" if proxy.startswith("//") else "http://") + proxy  # as botocore fixes it
+    if not proxy.startswith(("http:", "https:")):
+        proxy = ("http:" if proxy.startswith("//") else "http://") + proxy  # as botocore does
+    try:
+        parsed = URL(proxy)
+        parsed.port  # noqa: B018 (a port that is no number raises only when read)
+    except ValueError as error:  # a one-line start-up error, never the URL (its password)
+        variable = f"{scheme.upper()}_PROXY"
+        raise ConfigError(f"{variable} (or {scheme}_proxy): not a proxy URL: {error}") from None
+    return proxy

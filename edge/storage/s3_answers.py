@@ -114,6 +114,7 @@ class S3Chunks:
 
     def __init__(self, response: Response, length: int, key: str) -> None:
         self._response, self._left, self._key = response, length, key
+        self._length = length
 
     def __aiter__(self) -> S3Chunks:
         return self
@@ -132,6 +133,9 @@ class S3Chunks:
             endpoint = self._response.endpoint
             raise BODY_CUT.exception(key=self._key, endpoint=endpoint, detail=detail)
         if self._left > 0:
+            if len(data) > self._left:  # a part sent chunked, past its Content-Range
+                detail = f"its body is longer than the {self._length} bytes of its range"
+                raise WRONG_PART.exception(key=self._key, detail=detail)
             self._left -= len(data)
         return data
 
@@ -184,7 +188,7 @@ def span_of(text: str, key: str) -> tuple[int, int, int]:
 def stat_of(headers: Mapping[str, str], size: int) -> Stat:
     return Stat(
         size=size,
-        etag=headers.get("etag", '""'),
+        etag=as_sent(headers.get("etag", '""')),
         last_modified=parse_http_date(headers.get("last-modified")) or 0,
         content_type=headers.get("content-type"),
         metadata=stored_headers(headers),
@@ -196,11 +200,18 @@ def not_modified_stat(headers: Mapping[str, str]) -> Stat:
     names none: s3rver's name neither), and the stored headers it repeats."""
     return Stat(
         size=-1,
-        etag=headers.get("etag", ""),
+        etag=as_sent(headers.get("etag", "")),
         last_modified=parse_http_date(headers.get("last-modified")) or 0,
         content_type=None,
         metadata=stored_headers(headers),
     )
+
+
+def as_sent(value: str) -> str:
+    """A header value as the bytes the store sent, one character each (latin-1), as edge
+    sends a validator on: aiohttp decodes values as UTF-8, a byte that is not kept as a
+    surrogate, which no header can carry (a 500, before)."""
+    return value if value.isascii() else value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def stored_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -190,8 +190,13 @@ class Pool:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
+            # connect: the whole of making one (TCP, a proxy's CONNECT answer, TLS), which
+            # sock_connect alone leaves unbounded behind a proxy that never answers
             timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=connect_timeout, sock_read=read_timeout
+                total=None,
+                connect=connect_timeout,
+                sock_connect=connect_timeout,
+                sock_read=read_timeout,
             ),
             auto_decompress=False,  # ranges and lengths are over the stored bytes
             cookie_jar=aiohttp.DummyCookieJar(),
