@@ -193,9 +193,10 @@ def test_every_row_has_a_real_fault() -> None:
 
 def test_no_storage_error_escapes_the_table() -> None:
     """The storage clients build their errors only from rows: outside the table, no
-    module of the storage package makes an error of edge.errors itself."""
+    module of the storage package makes an error of edge.errors itself (the table's
+    rows, and the row type that raises them, do)."""
     kinds = (NotFound, RangeNotSatisfiable, StorageError, StorageTimeout)
     made = re.compile(r"\b(" + "|".join(kind.__name__ for kind in kinds) + r")\(")
     for module in Path(failures.__file__).parent.glob("*.py"):
-        if module.name != "failures.py":
+        if module.name not in ("failures.py", "failure_types.py"):
             assert not made.findall(module.read_text(encoding="utf-8")), module.name
