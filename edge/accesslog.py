@@ -8,6 +8,7 @@ thread, started and stopped by the app's lifespan.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ from orjson import dumps
 
 from edge.errors import NO_SLUG
 from edge.logwriter import LineWriter
+from edge.memo import Memo
 from edge.proxies import ProxyPolicy
 from edge.record import outcome_and_reason
 
@@ -64,22 +66,42 @@ class AccessLog:
         )
         self.lines = self.writer.lines
         self.put = self.writer.put
+        # Each client's, referer's and user agent's part of a line, by its raw value.
+        self.clients: Memo[str, bytes] = Memo()
+        self.referers: Memo[bytes, bytes] = Memo()
+        self.agents: Memo[bytes, bytes] = Memo()
 
-    @staticmethod
     def line(
-        duration: bytes, client: str, request_id: bytes, headers: Headers, text: bytes
+        self, duration: bytes, client: str, request_id: bytes, headers: Headers, text: bytes
     ) -> bytes:
         """A whole line but its time: the duration, the client, the request's ID, referer and
         user agent (each line's own, so they are not among the memoized facts), then the
-        kind's text. The ID needs no escaping (edge.requestid's alphabet); the referer and
-        user agent are the client's, escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`."""
-        referer = agent = b""
+        kind's text. The ID needs no escaping (edge.requestid's alphabet); the client, referer
+        and user agent are escaped by orjson (the latter two cut to :data:`MAX_LOGGED_HEADER`),
+        each value's JSON kept in a memo of its own: clients, browsers and pages repeat, and
+        ``orjson.dumps`` costs more than a lookup (bench/README.md, the access log's cost)."""
+        referer = agent = None
         for name, value in headers:
             if name == b"user-agent":
                 agent = value
             elif name == b"referer":
                 referer = value
-        return _LINE % (duration, dumps(client), request_id, _header(referer), _header(agent), text)
+        head = self.clients.get(client)
+        if head is None:  # a client's address is at most 64 characters (edge.proxies)
+            head = _CLIENT + dumps(client) + _ID
+            self.clients.remember(client, head, sys.getsizeof(client) + sys.getsizeof(head))
+        if referer is None and agent is None:  # no browser's headers: one constant
+            return b"".join((duration, head, request_id, _NO_BROWSER, text))
+        return b"".join(
+            (
+                duration,
+                head,
+                request_id,
+                _NO_REFERER if referer is None else _field(self.referers, _REFERER, referer),
+                _NO_AGENT if agent is None else _field(self.agents, _AGENT, agent),
+                text,
+            )
+        )
 
     @staticmethod
     def text(facts: Facts) -> bytes:
@@ -109,8 +131,18 @@ class AccessLog:
         self.writer.close(timeout)
 
 
-def _header(value: bytes) -> bytes:
-    """A header's value as a JSON string: ``"-"`` when absent, cut (and marked) when long."""
+def _field(memo: Memo[bytes, bytes], key: bytes, value: bytes) -> bytes:
+    """A referer's or user agent's part of a line (``key`` then its JSON), from ``memo``."""
+    found = memo.get(value)
+    if found is None:
+        found = key + _json(value)
+        if len(value) <= MAX_LOGGED_HEADER:  # longer ones are cut: free to vary, never kept
+            memo.remember(value, found, sys.getsizeof(value) + sys.getsizeof(found))
+    return found
+
+
+def _json(value: bytes) -> bytes:
+    """A header's value as a JSON string: ``"-"`` when empty, cut (and marked) when long."""
     if not value:
         return b'"-"'
     if len(value) > MAX_LOGGED_HEADER:
@@ -128,7 +160,15 @@ def _stamp() -> bytes:
 Facts = tuple[str, str, bytes, bytes, int, int, str, str]
 #: Each line starts with the batch's second, then its duration: see AccessLog._flush.
 STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
-_LINE = b'%s,"client":%s,"request_id":"%s","referer":%s,"user_agent":%s%s'
+#: A line's parts between its duration and its text (edge.observe): the client, the
+#: request's ID, the referer and the user agent.
+_CLIENT = b',"client":'
+_ID = b',"request_id":"'
+_REFERER = b'","referer":'
+_AGENT = b',"user_agent":'
+_NO_REFERER = _REFERER + b'"-"'
+_NO_AGENT = _AGENT + b'"-"'
+_NO_BROWSER = _NO_REFERER + _NO_AGENT
 Headers = Iterable[tuple[bytes, bytes]]
 _TEXT = (
     b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"%s}\n'
