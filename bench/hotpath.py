@@ -26,6 +26,7 @@ one repeated URL, and writes ``bench/results/memos.md``.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import re
@@ -178,6 +179,7 @@ async def drive(world: World, case: str, count: int, without: Iterable[str] = ()
         return 200
     app, start = make_app(world, case, without)
     await start()
+    steady()
     raw, _, query = request_target(world, case).partition("?")
     answers = Answers()
     statuses: set[int] = set()
@@ -190,6 +192,16 @@ async def drive(world: World, case: str, count: int, without: Iterable[str] = ()
     if len(statuses) != 1:
         raise SystemExit(f"{case}: answers changed during the run: {statuses}")
     return statuses.pop()
+
+
+def steady() -> None:
+    """Move everything made so far (imports, the app, the world) out of the garbage
+    collector's reach: otherwise a full collection, which walks all of it (millions of
+    instructions), falls in or out of the counted window with any small change of program,
+    and a difference of 1,000 instructions per request between two versions meant nothing.
+    What the requests allocate is still collected, and counted."""
+    gc.collect()
+    gc.freeze()
 
 
 Counts = dict[str, tuple[int, int, int]]  # memo -> (lookups, hits, emptyings)

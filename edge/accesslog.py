@@ -42,8 +42,10 @@ class AccessLog:
     response ended, as nginx logs the time a request ends), so the clock is read
     once per batch, not once per request.
 
-    A line is its duration then its text (:meth:`text`, formatted once per kind of
-    request and kept by :class:`Observer`, which builds lines on the event loop).
+    A line is its duration, the client's part (:meth:`client_part`), the request's ID,
+    the browser's part (:meth:`browser_part`), then its text (:meth:`text`, formatted
+    once per kind of request and kept by :class:`Observer`, which joins lines on the event
+    loop). The request ID needs no escaping (edge.requestid's alphabet).
     Formatting stays on the loop on purpose: queueing the request's scope for the
     thread measured 5x dearer in wall-clock CPU than formatting it, because
     thousands of live dicts per batch slow Python's cyclic garbage collector
@@ -71,36 +73,21 @@ class AccessLog:
         self.referers: Memo[bytes, bytes] = Memo()
         self.agents: Memo[bytes, bytes] = Memo()
 
-    def line(
-        self, duration: bytes, client: str, request_id: bytes, headers: Headers, text: bytes
-    ) -> bytes:
-        """A whole line but its time: the duration, the client, the request's ID, referer and
-        user agent (each line's own, so they are not among the memoized facts), then the
-        kind's text. The ID needs no escaping (edge.requestid's alphabet); the client, referer
-        and user agent are escaped by orjson (the latter two cut to :data:`MAX_LOGGED_HEADER`),
-        each value's JSON kept in a memo of its own: clients, browsers and pages repeat, and
-        ``orjson.dumps`` costs more than a lookup (bench/README.md, the access log's cost)."""
-        referer = agent = None
-        for name, value in headers:
-            if name == b"user-agent":
-                agent = value
-            elif name == b"referer":
-                referer = value
-        head = self.clients.get(client)
-        if head is None:  # a client's address is at most 64 characters (edge.proxies)
-            head = _CLIENT + dumps(client) + _ID
-            self.clients.remember(client, head, sys.getsizeof(client) + sys.getsizeof(head))
-        if referer is None and agent is None:  # no browser's headers: one constant
-            return b"".join((duration, head, request_id, _NO_BROWSER, text))
-        return b"".join(
-            (
-                duration,
-                head,
-                request_id,
-                _NO_REFERER if referer is None else _field(self.referers, _REFERER, referer),
-                _NO_AGENT if agent is None else _field(self.agents, _AGENT, agent),
-                text,
-            )
+    def client_part(self, client: str) -> bytes:
+        """The line's part from the client to the request ID's opening quote, kept per client
+        (a client's address is at most 64 characters: edge.proxies)."""
+        part = self.clients.get(client)
+        if part is None:
+            part = _CLIENT + dumps(client) + _ID
+            self.clients.remember(client, part, sys.getsizeof(client) + sys.getsizeof(part))
+        return part
+
+    def browser_part(self, referer: bytes | None, agent: bytes | None) -> bytes:
+        """The line's part from the request ID's closing quote: the referer and the user agent
+        (None: absent), escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`, each value's
+        part kept per value: browsers and pages repeat, and escaping costs more than a lookup."""
+        return (_NO_REFERER if referer is None else _field(self.referers, _REFERER, referer)) + (
+            _NO_AGENT if agent is None else _field(self.agents, _AGENT, agent)
         )
 
     @staticmethod
@@ -161,14 +148,14 @@ Facts = tuple[str, str, bytes, bytes, int, int, str, str]
 #: Each line starts with the batch's second, then its duration: see AccessLog._flush.
 STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
 #: A line's parts between its duration and its text (edge.observe): the client, the
-#: request's ID, the referer and the user agent.
+#: request's ID, the referer and the user agent; NO_BROWSER when neither header came.
 _CLIENT = b',"client":'
 _ID = b',"request_id":"'
 _REFERER = b'","referer":'
 _AGENT = b',"user_agent":'
 _NO_REFERER = _REFERER + b'"-"'
 _NO_AGENT = _AGENT + b'"-"'
-_NO_BROWSER = _NO_REFERER + _NO_AGENT
+NO_BROWSER = _NO_REFERER + _NO_AGENT
 Headers = Iterable[tuple[bytes, bytes]]
 _TEXT = (
     b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"%s}\n'
