@@ -22,6 +22,8 @@ from edge.record import Record
 
 #: Requests whose path and query are longer are not remembered.
 MEMO_KEY_BYTES = 1024
+#: The request headers a line writes (edge.accesslog.AccessLog.browser_part).
+_BROWSER = frozenset((b"referer", b"user-agent"))
 
 
 class Observer:
@@ -86,10 +88,11 @@ class Observer:
             stats.add(row, seconds, record.sent)
         referer = agent = None
         for name, value in scope["headers"]:
-            if name == b"user-agent":
-                agent = value
-            elif name == b"referer":
-                referer = value
+            if name in _BROWSER:  # one test per header: a browser sends a dozen
+                if name == b"referer":
+                    referer = value
+                else:
+                    agent = value
         browser = (
             NO_BROWSER if referer is None and agent is None else log.browser_part(referer, agent)
         )
