@@ -86,9 +86,13 @@ class AccessLog:
         """The line's part from the request ID's closing quote: the referer and the user agent
         (None: absent), escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`, each value's
         part kept per value: browsers and pages repeat, and escaping costs more than a lookup."""
-        return (_NO_REFERER if referer is None else _field(self.referers, _REFERER, referer)) + (
-            _NO_AGENT if agent is None else _field(self.agents, _AGENT, agent)
-        )
+        if referer is None:
+            first = _NO_REFERER
+        else:
+            first = self.referers.get(referer) or _field(self.referers, _REFERER, referer)
+        if agent is None:
+            return first + _NO_AGENT
+        return first + (self.agents.get(agent) or _field(self.agents, _AGENT, agent))
 
     @staticmethod
     def text(facts: Facts) -> bytes:
@@ -119,12 +123,11 @@ class AccessLog:
 
 
 def _field(memo: Memo[bytes, bytes], key: bytes, value: bytes) -> bytes:
-    """A referer's or user agent's part of a line (``key`` then its JSON), from ``memo``."""
-    found = memo.get(value)
-    if found is None:
-        found = key + _json(value)
-        if len(value) <= MAX_LOGGED_HEADER:  # longer ones are cut: free to vary, never kept
-            memo.remember(value, found, sys.getsizeof(value) + sys.getsizeof(found))
+    """A referer's or user agent's part of a line (``key`` then its JSON), kept in ``memo``
+    (the caller looked there first)."""
+    found = key + _json(value)
+    if len(value) <= MAX_LOGGED_HEADER:  # longer ones are cut: free to vary, never kept
+        memo.remember(value, found, sys.getsizeof(value) + sys.getsizeof(found))
     return found
 
 
