@@ -8,6 +8,7 @@ app, the harness's own floor. Used to find where a hit's time goes, one change
 at a time (bench/README.md lists what each change saved).
 
     valgrind --tool=callgrind python -m bench.hotpath CASE N [--without MEMO] [--world DIR]
+    python -m bench.hotpath --help
 
 Differencing N = 1000 and N = 11000 and dividing by 10000 gives instructions per
 request; ``python -m bench.hotpath --all`` does that for every case (needs valgrind).
@@ -24,6 +25,8 @@ one repeated URL, and writes ``bench/results/memos.md``.
 
 from __future__ import annotations
 
+import argparse
+import gc
 import os
 import platform
 import re
@@ -47,6 +50,21 @@ CASES = ("bare", "public", "signed", "bad-signature", "expired", "not-found")
 LOG_CASES = ("public+log", "signed+log")
 #: The same with Server-Timing on (EDGE_SERVER_TIMING): what the header costs a hit.
 TIMING_CASES = ("public+timing", "signed+timing")
+#: A public hit asked by a browser (its dozen headers, a referer and a user agent among
+#: them), log off and on: what scanning headers and logging the browser's fields cost.
+BROWSER_CASES = ("public+browser", "public+browser+log")
+BROWSER = (
+    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
+    (b"accept", b"image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"),
+    (b"accept-language", b"en-GB,en;q=0.5"),
+    (b"accept-encoding", b"gzip, deflate, br, zstd"),
+    (b"referer", b"https://app.example.com/albums/2026/summer?page=2"),
+    (b"sec-fetch-dest", b"image"),
+    (b"sec-fetch-mode", b"no-cors"),
+    (b"sec-fetch-site", b"cross-site"),
+    (b"connection", b"keep-alive"),
+    (b"priority", b"u=5, i"),
+)
 REALISTIC = "realistic"
 VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 COUNTS = (1000, 11000)  # differenced
@@ -68,7 +86,7 @@ INSTRUCTIONS = ROOT / "bench" / "results" / "instructions.md"
 
 
 def request_target(world: World, case: str) -> str:
-    case = case.removesuffix("+log").removesuffix("+timing")
+    case = case.removesuffix("+log").removesuffix("+timing").removesuffix("+browser")
     if case == "signed":
         return world.signed()
     if case == "bad-signature":
@@ -115,11 +133,15 @@ def make_app(
     return app, start
 
 
-def scope(raw: bytes, query: bytes, forwarded: bytes | None = None) -> dict[str, Any]:
+def scope(
+    raw: bytes, query: bytes, forwarded: bytes | None = None, *, browser: bool = False
+) -> dict[str, Any]:
     """A request's scope, built per request as uvicorn does: fresh bytes, fresh lists."""
     headers = [(b"host", b"127.0.0.1:8080")]
     if forwarded is not None:
         headers.append((b"x-forwarded-for", forwarded))
+    if browser:
+        headers += [(bytes(bytearray(n)), bytes(bytearray(v))) for n, v in BROWSER]  # fresh
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -157,16 +179,29 @@ async def drive(world: World, case: str, count: int, without: Iterable[str] = ()
         return 200
     app, start = make_app(world, case, without)
     await start()
+    steady()
     raw, _, query = request_target(world, case).partition("?")
     answers = Answers()
     statuses: set[int] = set()
+    browser = "+browser" in case
     for _ in range(count + 1):
-        await app(scope(raw.encode(), query.encode()), answers.receive, answers.send)
+        request = scope(raw.encode(), query.encode(), browser=browser)
+        await app(request, answers.receive, answers.send)
         statuses.add(answers.status)
     inprocess.close(app)  # the one write of every line, counted
     if len(statuses) != 1:
         raise SystemExit(f"{case}: answers changed during the run: {statuses}")
     return statuses.pop()
+
+
+def steady() -> None:
+    """Move everything made so far (imports, the app, the world) out of the garbage
+    collector's reach: otherwise a full collection, which walks all of it (millions of
+    instructions), falls in or out of the counted window with any small change of program,
+    and a difference of 1,000 instructions per request between two versions meant nothing.
+    What the requests allocate is still collected, and counted."""
+    gc.collect()
+    gc.freeze()
 
 
 Counts = dict[str, tuple[int, int, int]]  # memo -> (lookups, hits, emptyings)
@@ -248,29 +283,53 @@ def realistic_world() -> tuple[World, str]:
     return world, found.summary()
 
 
-def main(args: list[str]) -> int:
-    if args == ["--all"]:
+def arguments(args: list[str]) -> argparse.Namespace:
+    cases = ", ".join((*CASES, *LOG_CASES, *TIMING_CASES, *BROWSER_CASES, REALISTIC))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.hotpath",
+        description="Edge's own instructions per request, in-process. --all or --memos run "
+        "everything under valgrind; CASE N drives N requests of one case (run it under "
+        "valgrind --tool=callgrind yourself).",
+    )
+    parser.add_argument(
+        "case", nargs="?", help=f"one case to drive: {cases} (a case +log: the access log on)"
+    )
+    parser.add_argument("count", nargs="?", type=int, help="requests of it")
+    parser.add_argument("--all", action="store_true", help="every case, instructions per request")
+    parser.add_argument(
+        "--memos", action="store_true", help="each memo's hit rate and saving: results/memos.md"
+    )
+    parser.add_argument("--without", metavar="MEMO", help="switch one memo off (bench.inprocess)")
+    parser.add_argument("--world", type=Path, help="a world prepared by the parent process")
+    found = parser.parse_args(args)
+    if not (found.all or found.memos) and (found.case is None or found.count is None):
+        parser.error("give CASE and N, or --all, or --memos")
+    return found
+
+
+def main(argv: list[str]) -> int:
+    args = arguments(argv)
+    if args.all:
         world, _ = realistic_world()
         try:
-            for case in (*CASES, *LOG_CASES, *TIMING_CASES, REALISTIC):
+            for case in (*CASES, *LOG_CASES, *TIMING_CASES, *BROWSER_CASES, REALISTIC):
                 found = per_request(case, world=world.root if case == REALISTIC else None)
-                print(f"{case:15} {found:10,.0f} instructions per request", flush=True)
+                print(f"{case:18} {found:10,.0f} instructions per request", flush=True)
         finally:
             shutil.rmtree(world.root, ignore_errors=True)
         return 0
-    if args == ["--memos"]:
+    if args.memos:
         return memo_report()
-    case, count = args[0], int(args[1])
-    without = [args[args.index("--without") + 1]] if "--without" in args else []
+    without = [args.without] if args.without else []
     import uvloop  # edge's loop under uvicorn
 
-    if "--world" in args:  # prepared by the parent: writing 10,000 objects under valgrind is slow
-        world = World(Path(args[args.index("--world") + 1]))
-        print(case, uvloop.run(drive(world, case, count, without)), file=sys.stderr)
+    if args.world is not None:  # prepared by the parent: writing 10,000 objects under valgrind
+        world = World(args.world)
+        print(args.case, uvloop.run(drive(world, args.case, args.count, without)), file=sys.stderr)
         return 0
     world = World(Path(tempfile.mkdtemp(prefix="edge-hotpath-"))).build()
     try:
-        print(case, uvloop.run(drive(world, case, count, without)), file=sys.stderr)
+        print(args.case, uvloop.run(drive(world, args.case, args.count, without)), file=sys.stderr)
     finally:
         shutil.rmtree(world.root, ignore_errors=True)
     return 0

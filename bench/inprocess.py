@@ -22,14 +22,17 @@ from edge.settings import Settings
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 #: Table names of the memos, by the attribute that holds each (Parser.paths,
-#: Verifier._memo and _refused, Observer.kinds, ProxyPolicy.seen). A memo not named
-#: here is listed as ``Owner.attribute``.
+#: Verifier._memo and _refused, Observer.kinds, ProxyPolicy.seen, AccessLog.clients,
+#: referers and agents). A memo not named here is listed as ``Owner.attribute``.
 NAMES = {
     "paths": "validated paths",
     "_memo": "verified signatures",
     "_refused": "refused signatures",
     "kinds": "access-log kinds",
     "seen": "forwarded clients",
+    "clients": "access-log clients",
+    "referers": "access-log referers",
+    "agents": "access-log user agents",
 }
 
 

@@ -8,18 +8,27 @@ stops it. Two runs, N = WARM and N = WARM + COUNT, differenced, cancel start-up:
 (Ir(WARM + COUNT) - Ir(WARM)) / COUNT is the cost of one request, for the
 event-loop thread and for the whole process (the log writer thread included).
 
+Every server runs with ``PYTHONHASHSEED=0`` unless ``--hash-seed random``: a
+process that draws its own seed lays out its dicts and type caches differently
+at start-up, which the differencing does not cancel (bench/README.md measures
+the spread both ways). ``--runs N`` measures each case N times and reports the
+median, with every run printed.
+
 Run: ``python -m bench.instructions`` (needs valgrind; writes
-``bench/results/instructions.md``). It takes several minutes.
+``bench/results/instructions.md``). It takes several minutes; ``--help`` lists
+the options.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import platform
 import re
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -53,12 +62,15 @@ def cases(world: World) -> list[Case]:
     signed = world.signed()
     bad = _tamper(signed)
     off, on = (("EDGE_ACCESS_LOG", "off"),), (("EDGE_ACCESS_LOG", "json"),)
+    timing = (*off, ("EDGE_SERVER_TIMING", "on"))
     return [
         Case("bare ASGI app, same body and headers", "bench.baselines:bare", PUBLIC, 200),
         Case("edge, public hit, log off", "edge", PUBLIC, 200, off),
         Case("edge, public hit, log on", "edge", PUBLIC, 200, on),
         Case("edge, private signed hit, log off", "edge", signed, 200, off),
         Case("edge, private signed hit, log on", "edge", signed, 200, on),
+        Case("edge, public hit, Server-Timing on", "edge", PUBLIC, 200, timing),
+        Case("edge, private signed hit, Server-Timing on", "edge", signed, 200, timing),
         Case("edge, bad signature, log off", "edge", bad, 403, off),
         Case("edge, expired, log off", "edge", world.signed(exp=int(time.time()) - 60), 403, off),
         Case("edge, not found, log off", "edge", "/i/alice/none.png", 404, off),
@@ -70,7 +82,7 @@ def _tamper(url: str) -> str:
     return url[:at] + ("B" if url[at] == "A" else "A") + url[at + 1 :]
 
 
-def count(world: World, case: Case, requests: int, headers_json: str) -> tuple[int, int]:
+def count(world: World, case: Case, requests: int, headers_json: str, seed: str) -> tuple[int, int]:
     """(event-loop thread, all threads) instructions for a server that answered ``requests``."""
     port = free_port()
     out = Path(tempfile.mkdtemp(prefix="cg-", dir=world.root))
@@ -81,6 +93,7 @@ def count(world: World, case: Case, requests: int, headers_json: str) -> tuple[i
         env = world.edge_env(
             BENCH_BODY=str(world.images / "public/alice/hit.png"), BENCH_HEADERS=headers_json
         )
+    env["PYTHONHASHSEED"] = seed
     valgrind = [
         "valgrind", "--tool=callgrind", "--separate-threads=yes",
         f"--callgrind-out-file={out}/cg.out",
@@ -121,10 +134,28 @@ def _total(path: Path) -> int:
     return int(match.group(1))
 
 
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.instructions",
+        description="Instructions per request under callgrind, through uvicorn; writes "
+        "bench/results/instructions.md unless --only is given. Needs valgrind.",
+    )
+    parser.add_argument(
+        "--only", metavar="TEXT", help="run the cases whose name holds TEXT (and the bare app)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs of each case; the median is reported"
+    )
+    parser.add_argument(
+        "--hash-seed",
+        default="0",
+        help="PYTHONHASHSEED of every server: a number, or 'random' (each draws its own)",
+    )
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``--only TEXT`` runs the cases whose name holds TEXT (and the bare app), writing nothing."""
-    args = sys.argv[1:] if argv is None else argv
-    only = args[args.index("--only") + 1] if "--only" in args else None
+    args = arguments(sys.argv[1:] if argv is None else argv)
     if shutil.which("valgrind") is None:
         print("needs valgrind: apt-get install valgrind", file=sys.stderr)
         return 2
@@ -136,22 +167,28 @@ def main(argv: list[str] | None = None) -> int:
         world.stop_all()
         rows = []
         for case in cases(world):
-            if only is not None and only not in case.name and case.server == "edge":
+            if args.only is not None and args.only not in case.name and case.server == "edge":
                 continue
-            low = count(world, case, WARM, headers_json)
-            high = count(world, case, WARM + COUNT, headers_json)
-            loop, total = ((h - lo) // COUNT for h, lo in zip(high, low, strict=True))
+            runs = []
+            for _ in range(args.runs):
+                low = count(world, case, WARM, headers_json, args.hash_seed)
+                high = count(world, case, WARM + COUNT, headers_json, args.hash_seed)
+                runs.append(tuple((h - lo) // COUNT for h, lo in zip(high, low, strict=True)))
+                print(f"{case.name:45} {runs[-1][0]:>9,} {runs[-1][1]:>9,}", flush=True)
+            loop, total = (statistics.median_low(column) for column in zip(*runs, strict=True))
             rows.append((case.name, loop, total))
-            print(f"{case.name:45} {loop:>9,} {total:>9,}", flush=True)
+            if args.runs > 1:
+                spread = max(r[0] for r in runs) - min(r[0] for r in runs)
+                print(f"{case.name:45} median {loop:,}, event-loop spread {spread:,}", flush=True)
     finally:
         world.stop_all()
         shutil.rmtree(world.root, ignore_errors=True)
-    if only is None:
-        write(rows)
+    if args.only is None:
+        write(rows, args)
     return 0
 
 
-def write(rows: list[tuple[str, int, int]]) -> None:
+def write(rows: list[tuple[str, int, int]], args: argparse.Namespace) -> None:
     bare_total = rows[0][2]
     lines = [
         "# Instructions per request (callgrind)",
@@ -159,7 +196,8 @@ def write(rows: list[tuple[str, int, int]]) -> None:
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}. "
         f"Made by `python -m bench.instructions`: (Ir(N={WARM + COUNT}) - Ir(N={WARM})) / {COUNT}, "
-        "one keep-alive connection, 16 KiB body.",
+        f"one keep-alive connection, 16 KiB body, PYTHONHASHSEED={args.hash_seed}"
+        + (f", median of {args.runs} runs." if args.runs > 1 else "."),
         "",
         "| server | event-loop thread | all threads | bare ASGI / this (all threads) |",
         "| --- | ---: | ---: | ---: |",
@@ -177,6 +215,16 @@ def write(rows: list[tuple[str, int, int]]) -> None:
             f"Access log on a {kind} hit: +{loop_on - loop_off:,} event-loop instructions per"
             f" request ({(loop_on - loop_off) / loop_off:.1%} of the hit); +{on - off:,} with"
             f" the writer thread's wake-ups ({(on - off) / off:.1%}, see below)."
+        )
+    for kind in ("public", "private signed"):
+        loop_off, loop_on = (
+            by_name[f"edge, {kind} hit, log off"][0],
+            by_name[f"edge, {kind} hit, Server-Timing on"][0],
+        )
+        lines.append("")
+        lines.append(
+            f"Server-Timing on a {kind} hit (log off): {loop_on - loop_off:+,} event-loop"
+            f" instructions per request ({(loop_on - loop_off) / loop_off:.1%} of the hit)."
         )
     lines += [
         "",

@@ -8,6 +8,7 @@ thread, started and stopped by the app's lifespan.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ from orjson import dumps
 
 from edge.errors import NO_SLUG
 from edge.logwriter import LineWriter
+from edge.memo import Memo
 from edge.proxies import ProxyPolicy
 from edge.record import outcome_and_reason
 
@@ -40,8 +42,10 @@ class AccessLog:
     response ended, as nginx logs the time a request ends), so the clock is read
     once per batch, not once per request.
 
-    A line is its duration then its text (:meth:`text`, formatted once per kind of
-    request and kept by :class:`Observer`, which builds lines on the event loop).
+    A line is its duration, the client's part (:meth:`client_part`), the request's ID,
+    the browser's part (:meth:`browser_part`), then its text (:meth:`text`, formatted
+    once per kind of request and kept by :class:`Observer`, which joins lines on the event
+    loop). The request ID needs no escaping (edge.requestid's alphabet).
     Formatting stays on the loop on purpose: queueing the request's scope for the
     thread measured 5x dearer in wall-clock CPU than formatting it, because
     thousands of live dicts per batch slow Python's cyclic garbage collector
@@ -64,22 +68,31 @@ class AccessLog:
         )
         self.lines = self.writer.lines
         self.put = self.writer.put
+        # Each client's, referer's and user agent's part of a line, by its raw value.
+        self.clients: Memo[str, bytes] = Memo()
+        self.referers: Memo[bytes, bytes] = Memo()
+        self.agents: Memo[bytes, bytes] = Memo()
 
-    @staticmethod
-    def line(
-        duration: bytes, client: str, request_id: bytes, headers: Headers, text: bytes
-    ) -> bytes:
-        """A whole line but its time: the duration, the client, the request's ID, referer and
-        user agent (each line's own, so they are not among the memoized facts), then the
-        kind's text. The ID needs no escaping (edge.requestid's alphabet); the referer and
-        user agent are the client's, escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`."""
-        referer = agent = b""
-        for name, value in headers:
-            if name == b"user-agent":
-                agent = value
-            elif name == b"referer":
-                referer = value
-        return _LINE % (duration, dumps(client), request_id, _header(referer), _header(agent), text)
+    def client_part(self, client: str) -> bytes:
+        """The line's part from the client to the request ID's opening quote, kept per client
+        (a client's address is at most 64 characters: edge.proxies)."""
+        part = self.clients.get(client)
+        if part is None:
+            part = _CLIENT + dumps(client) + _ID
+            self.clients.remember(client, part, sys.getsizeof(client) + sys.getsizeof(part))
+        return part
+
+    def browser_part(self, referer: bytes | None, agent: bytes | None) -> bytes:
+        """The line's part from the request ID's closing quote: the referer and the user agent
+        (None: absent), escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`, each value's
+        part kept per value: browsers and pages repeat, and escaping costs more than a lookup."""
+        if referer is None:
+            first = _NO_REFERER
+        else:
+            first = self.referers.get(referer) or _field(self.referers, _REFERER, referer)
+        if agent is None:
+            return first + _NO_AGENT
+        return first + (self.agents.get(agent) or _field(self.agents, _AGENT, agent))
 
     @staticmethod
     def text(facts: Facts) -> bytes:
@@ -109,8 +122,17 @@ class AccessLog:
         self.writer.close(timeout)
 
 
-def _header(value: bytes) -> bytes:
-    """A header's value as a JSON string: ``"-"`` when absent, cut (and marked) when long."""
+def _field(memo: Memo[bytes, bytes], key: bytes, value: bytes) -> bytes:
+    """A referer's or user agent's part of a line (``key`` then its JSON), kept in ``memo``
+    (the caller looked there first)."""
+    found = key + _json(value)
+    if len(value) <= MAX_LOGGED_HEADER:  # longer ones are cut: free to vary, never kept
+        memo.remember(value, found, sys.getsizeof(value) + sys.getsizeof(found))
+    return found
+
+
+def _json(value: bytes) -> bytes:
+    """A header's value as a JSON string: ``"-"`` when empty, cut (and marked) when long."""
     if not value:
         return b'"-"'
     if len(value) > MAX_LOGGED_HEADER:
@@ -128,7 +150,15 @@ def _stamp() -> bytes:
 Facts = tuple[str, str, bytes, bytes, int, int, str, str]
 #: Each line starts with the batch's second, then its duration: see AccessLog._flush.
 STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
-_LINE = b'%s,"client":%s,"request_id":"%s","referer":%s,"user_agent":%s%s'
+#: A line's parts between its duration and its text (edge.observe): the client, the
+#: request's ID, the referer and the user agent; NO_BROWSER when neither header came.
+_CLIENT = b',"client":'
+_ID = b',"request_id":"'
+_REFERER = b'","referer":'
+_AGENT = b',"user_agent":'
+_NO_REFERER = _REFERER + b'"-"'
+_NO_AGENT = _AGENT + b'"-"'
+NO_BROWSER = _NO_REFERER + _NO_AGENT
 Headers = Iterable[tuple[bytes, bytes]]
 _TEXT = (
     b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"%s}\n'

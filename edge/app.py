@@ -35,7 +35,7 @@ from edge.observe import Observer
 from edge.proxies import ProxyPolicy
 from edge.record import Record
 from edge.requestid import HEADER as REQUEST_ID
-from edge.requestid import RequestIds
+from edge.requestid import RequestIds, name_in_logs
 from edge.responses import NO_STORE, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
@@ -152,6 +152,7 @@ class Edge:
             elif scope["path"] == "/auth":
                 await self.auth(scope, receive, send, record)
             else:
+                name_in_logs(record.request_id)  # an unexpected error is logged
                 await self.router(scope, receive, _recording(send, record))
         finally:
             self.observer.finish(scope, record)

@@ -422,7 +422,9 @@ class Settings:
         OBSERVABILITY,
         "`on` adds `Server-Timing` to image responses: `cache;desc=hit|miss|none`,"
         " `storage;dur=`, `verify;dur=` and, when a transform ran, `transform;dur=`"
-        " (milliseconds). It tells anyone what the cache holds and how long storage takes.",
+        " (milliseconds). It tells anyone what the cache holds and how long storage takes."
+        " Off, it costs a cached hit 0.14% of its instructions; on, 6% to 8%"
+        " (bench/README.md).",
     )
     timing_allow_origin: tuple[str, ...] = var(
         "",

@@ -127,3 +127,18 @@ def test_node_signer_command_aligns_and_refuses() -> None:
         assert done.stderr.startswith("edge-signer: path") and done.stderr.count("\n") == 1
     done = node("signers/node/edge-signer.mjs", "/i/bob/x.png", "600", "--align=1h", env=env)
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_node_signer_command_takes_kids_that_look_like_options() -> None:
+    """A kid may start with '-' (A-Z a-z 0-9 _ -): the command takes it as the KID argument."""
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+    keys = f"--x:hs256:{key},-k:hs256:{key}"
+    env = {"PATH": os.environ.get("PATH", ""), "EDGE_SIGNING_KEYS": keys}
+    verifier = Verifier(parse_keyring(keys), max_ttl=3600)
+    for kid in ("--x", "-k"):
+        done = node("signers/node/edge-signer.mjs", "/i/bob/x.png", "600", kid, env=env)
+        assert done.returncode == 0, done.stderr
+        url = done.stdout.strip()
+        assert url.endswith(f"&kid={kid}")
+        outcome = check_url(url, verifier)
+        assert outcome.grant is not None and outcome.grant[0] == kid, outcome

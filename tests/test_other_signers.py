@@ -7,19 +7,13 @@ the toolchains, so CI always runs both.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.signers import ROOT, SIGNERS, cargo_env, go_env, run_lines
 from tests.support.vectors import VECTORS
-
-ROOT = Path(__file__).parent.parent
-SIGNERS = ROOT / "signers"
-DEBIAN_CRATES = Path("/usr/share/cargo/registry")
 
 
 def vector_lines() -> str:
@@ -29,52 +23,20 @@ def vector_lines() -> str:
     )
 
 
-def run(command: list[str], *, cwd: Path, env: dict[str, str]) -> list[str]:
-    done = subprocess.run(
-        command,
-        input=vector_lines(),
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **env, "EDGE_SIGNING_KEYS": VECTORS["keys"]["signing"]},
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.splitlines()
-
-
 def test_go_signer_reproduces_the_vectors(tmp_path: Path) -> None:
-    go = shutil.which("go")
-    assert go is not None, "go is missing: .ci/run installs golang-go"
-    env = {
-        "GOCACHE": str(tmp_path / "cache"),
-        "GOPATH": str(tmp_path / "gopath"),
-        "GOFLAGS": "-mod=mod",
-        "GOPROXY": "off",
-    }
-    urls = run([go, "run", "./vectors"], cwd=SIGNERS / "go", env=env)
+    env = {**go_env(tmp_path), "EDGE_SIGNING_KEYS": VECTORS["keys"]["signing"]}
+    urls = run_lines(["go", "run", "./vectors"], cwd=SIGNERS / "go", env=env, stdin=vector_lines())
     assert urls == [case["url"] for case in VECTORS["sign"]]
 
 
 @pytest.mark.slow
 def test_rust_signer_reproduces_the_vectors(tmp_path: Path) -> None:
-    cargo = shutil.which("cargo")
-    assert cargo is not None, "cargo is missing: .ci/run installs it"
-    assert (DEBIAN_CRATES / "ring-0.16.20").exists(), ".ci/run installs librust-ring-dev"
-    home = tmp_path / "cargo-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        '[source.crates-io]\nreplace-with = "debian"\n\n'
-        f'[source.debian]\ndirectory = "{DEBIAN_CRATES}"\n'
-    )
-    env = {
-        "CARGO_HOME": str(home),
-        "CARGO_TARGET_DIR": str(tmp_path / "target"),
-        "CARGO_NET_OFFLINE": "true",
-    }
-    urls = run(
-        [cargo, "run", "--quiet", "--offline", "--bin", "vectors"], cwd=SIGNERS / "rust", env=env
+    env = {**cargo_env(tmp_path), "EDGE_SIGNING_KEYS": VECTORS["keys"]["signing"]}
+    urls = run_lines(
+        ["cargo", "run", "--quiet", "--offline", "--bin", "vectors"],
+        cwd=SIGNERS / "rust",
+        env=env,
+        stdin=vector_lines(),
     )
     assert urls == [case["url"] for case in VECTORS["sign"]]
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from edge.accesslog import MAX_LOGGED_HEADER, TRUNCATED, AccessLog
+from edge.accesslog import MAX_LOGGED_HEADER, NO_BROWSER, TRUNCATED, AccessLog
 from edge.app import Edge
 from edge.errors import StorageError
 from edge.requestid import MAX_ID_CHARS, RequestIds, well_formed
@@ -27,7 +27,8 @@ from tests.support.servers import run_uvicorn
 from tests.support.world import CountingStorage, World, folder_world
 
 PNG = png(64, 48)
-GENERATED = re.compile(r"[0-9a-f]{12}-[0-9a-f]+")
+GENERATED = re.compile(r"[0-9a-f]{12}-[0-9a-f]{3,}")
+SCOPE = {"type": "http", "client": ("192.0.2.1", 1), "headers": []}
 
 
 class Served:
@@ -76,6 +77,46 @@ def test_ids_are_well_formed_and_cheap_to_make() -> None:
     for bad in (b"", b"a b", b'a"b', b"a\\b", b"caf\xc3\xa9", b"a\nb", b"a,b"):
         assert not well_formed(bad)
     assert well_formed(b"0f8fad5b-d9cb-469f-a165-70867728950e") and well_formed(b"1-67a2:b.c_D")
+
+
+def test_made_ids_count_on_across_the_table_of_last_digits() -> None:
+    ids = RequestIds()
+    assert ids.new() == ids.prefix + b"001"
+    ids.count = 0xFFE
+    made = [ids.new() for _ in range(3)] + [ids.of(SCOPE) for _ in range(2)]
+    assert made == [ids.prefix + digits for digits in (b"fff", b"1000", b"1001", b"1002", b"1003")]
+    ids.count = 0xABCFFF
+    assert [ids.new(), ids.of(SCOPE)] == [ids.prefix + b"abd000", ids.prefix + b"abd001"]
+
+
+def test_line_parts_are_kept_per_value_within_bounds() -> None:
+    log = AccessLog(os.open(os.devnull, os.O_WRONLY))
+
+    def line(request_id: bytes, referer: bytes | None, agent: bytes | None) -> dict[str, Any]:
+        text = log.client_part("192.0.2.1") + request_id + log.browser_part(referer, agent)
+        parsed: dict[str, Any] = json.loads(b'{"duration_ms":0.5' + text + b"}")
+        return parsed
+
+    try:
+        for n in range(2):
+            assert line(b"id-%d" % n, b"https://a.example/", b'Agent "1"\t\xe9') == {
+                "duration_ms": 0.5,
+                "client": "192.0.2.1",
+                "request_id": f"id-{n}",
+                "referer": "https://a.example/",
+                "user_agent": 'Agent "1"\t\xe9',
+            }
+        assert (len(log.clients), len(log.agents), len(log.referers)) == (1, 1, 1)
+        long = b"x" * (MAX_LOGGED_HEADER + 1)
+        found = line(b"id", None, long)
+        assert found["user_agent"] == "x" * MAX_LOGGED_HEADER + TRUNCATED
+        assert found["referer"] == "-"
+        assert len(log.agents) == 1, "a value longer than what is logged is never kept"
+        assert line(b"id", b"", None)["referer"] == "-"
+        assert line(b"id", None, None) == line(b"id", None, b"") | {"user_agent": "-"}
+        assert b"{" + NO_BROWSER[2:] + b"}" == b'{"referer":"-","user_agent":"-"}'
+    finally:
+        log.close()
 
 
 def test_an_id_is_kept_from_a_trusted_proxy_only(folder: World, tmp_path: Path) -> None:

@@ -19,11 +19,9 @@ import pytest
 from edge.errors import BadRequest
 from edge.keys import parse_keyring
 from edge.signing import Verifier, check_url, sign_url
+from tests.support.signers import ROOT, SIGNERS, cargo_env, go_env, run_lines
 from tests.support.transform_params import MALFORMED, VALID
 
-ROOT = Path(__file__).parent.parent
-SIGNERS = ROOT / "signers"
-DEBIAN_CRATES = Path("/usr/share/cargo/registry")
 VECTORS: dict[str, Any] = json.loads(
     (ROOT / "tests" / "data" / "vectors-transforms.json").read_text(encoding="utf-8")
 )
@@ -105,21 +103,6 @@ def check_outputs(outputs: list[str], *, good: list[str], bad: int) -> None:
     assert all(out.startswith("error: transform: ") for out in refused), refused
 
 
-def run(command: list[str], *, cwd: Path, env: dict[str, str], stdin: str) -> list[str]:
-    done = subprocess.run(
-        command,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **env, "EDGE_SIGNING_KEYS": KEYS},
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.splitlines()
-
-
 def test_the_cases_are_what_edge_says() -> None:
     """The Python signer agrees: good cases verify, bad ones are refused before signing."""
     verifier = Verifier(parse_keyring(VECTORS["keys"]["verifying"]), max_ttl=0, clock=lambda: 0.0)
@@ -131,44 +114,22 @@ def test_the_cases_are_what_edge_says() -> None:
 
 
 def test_go_signer(tmp_path: Path) -> None:
-    go = shutil.which("go")
-    assert go is not None, "go is missing: .ci/run installs golang-go"
-    env = {
-        "GOCACHE": str(tmp_path / "cache"),
-        "GOPATH": str(tmp_path / "gopath"),
-        "GOFLAGS": "-mod=mod",
-        "GOPROXY": "off",
-    }
     cases, urls = cases_with_urls()
     refused = BAD + TWICE
-    outputs = run(
-        [go, "run", "./vectors"], cwd=SIGNERS / "go", env=env, stdin=lines(cases + refused)
-    )
+    env = {**go_env(tmp_path), "EDGE_SIGNING_KEYS": KEYS}
+    stdin = lines(cases + refused)
+    outputs = run_lines(["go", "run", "./vectors"], cwd=SIGNERS / "go", env=env, stdin=stdin)
     check_outputs(outputs, good=urls, bad=len(refused))
 
 
 @pytest.mark.slow
 def test_rust_signer(tmp_path: Path) -> None:
-    cargo = shutil.which("cargo")
-    assert cargo is not None, "cargo is missing: .ci/run installs it"
-    assert (DEBIAN_CRATES / "ring-0.16.20").exists(), ".ci/run installs librust-ring-dev"
-    home = tmp_path / "cargo-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        '[source.crates-io]\nreplace-with = "debian"\n\n'
-        f'[source.debian]\ndirectory = "{DEBIAN_CRATES}"\n'
-    )
-    env = {
-        "CARGO_HOME": str(home),
-        "CARGO_TARGET_DIR": str(tmp_path / "target"),
-        "CARGO_NET_OFFLINE": "true",
-    }
     cases, urls = cases_with_urls()
     refused = BAD + TWICE
-    outputs = run(
-        [cargo, "run", "--quiet", "--offline", "--bin", "vectors"],
+    outputs = run_lines(
+        ["cargo", "run", "--quiet", "--offline", "--bin", "vectors"],
         cwd=SIGNERS / "rust",
-        env=env,
+        env={**cargo_env(tmp_path), "EDGE_SIGNING_KEYS": KEYS},
         stdin=lines(cases + refused),
     )
     check_outputs(outputs, good=urls, bad=len(refused))

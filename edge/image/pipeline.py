@@ -35,6 +35,7 @@ from edge.limits import ReadSlots
 from edge.metrics import Metrics
 from edge.record import Record, with_reason
 from edge.requestid import HEADER as REQUEST_ID
+from edge.requestid import name_in_logs
 from edge.responses import Header, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
@@ -117,13 +118,16 @@ class ImagePipeline:
             if request.transform is None:
                 try:
                     found = self.reader.cached(request, grant, record)
-                    if found is None:
+                    if found is None:  # off the cached-hit path: storage may warn
+                        name_in_logs(record.request_id)
                         found = await self.reader.stored(request, grant, record)
                 except NotFound:
                     if not self.transformer.converts(request, grant):
                         raise
+                    name_in_logs(record.request_id)
                     found = await self.transformer.variant(request, grant, record)
             else:
+                name_in_logs(record.request_id)
                 found = await self.transformer.variant(request, grant, record)
         except Exception as error:
             await self.fail(send, error, scope, record)
@@ -143,6 +147,7 @@ class ImagePipeline:
                     await send({"type": "http.response.body", "body": body})
                     record.sent = len(body)
                 else:  # a chunk at a time, each within the send timeout
+                    name_in_logs(record.request_id)
                     await self.streamer.send_held(body, send, record)
             else:
                 await self.streamer.stream(found, receive, send, record)
@@ -160,6 +165,7 @@ class ImagePipeline:
         if answer is None:
             if not isinstance(error, EdgeError):
                 # A bug: logged with its traceback, answered without it.
+                name_in_logs(record.request_id)
                 path = scope.get("path", "")[:200]
                 log.error("unexpected error serving %s", path, exc_info=error)
                 error = EdgeError("unexpected error")

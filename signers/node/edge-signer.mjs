@@ -40,10 +40,17 @@ const TRANSFORM = {
 };
 const PRESET = /^p:[A-Za-z0-9_-]{1,64}$/;
 
+/** Text without surrounding whitespace and one pair of matching quotes (' or "), as the edge reads a .env value. */
+function unquote(text) {
+  const trimmed = text.trim();
+  const quoted = trimmed.length >= 2 && trimmed[0] === trimmed.at(-1) && (trimmed[0] === '"' || trimmed[0] === "'");
+  return quoted ? trimmed.slice(1, -1).trim() : trimmed;
+}
+
 /** Parse EDGE_SIGNING_KEYS ("kid:alg:key,...") into the keys that can sign, in order; throws on what the edge refuses. */
 export function parseKeyring(text) {
   const seen = new Set();
-  return text.split(',').map((entry) => entry.trim()).map((entry, i) => {
+  return unquote(text).split(',').map(unquote).map((entry, i) => {
     if (!entry) return null; // a trailing comma
     const where = `EDGE_SIGNING_KEYS: entry ${i + 1}`;
     const parts = entry.split(':').map((part) => part.trim());

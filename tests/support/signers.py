@@ -115,41 +115,61 @@ def run_batch(command: list[str], cases: list[Case]) -> list[str]:
     return done.stdout.splitlines()
 
 
-def build_go(workdir: Path) -> list[str]:
+def go_env(workdir: Path) -> dict[str, str]:
+    """The environment for ``go`` offline, its caches under ``workdir``."""
     go = shutil.which("go")
     assert go is not None, "go is missing: .ci/run installs golang-go"
-    env = {
+    return {
         **os.environ,
         "GOCACHE": str(workdir / "go-cache"),
         "GOPATH": str(workdir / "gopath"),
         "GOFLAGS": "-mod=mod",
         "GOPROXY": "off",
     }
-    binary = workdir / "go-batch"
-    _build([go, "build", "-o", str(binary), "./batch"], cwd=SIGNERS / "go", env=env)
-    return [str(binary)]
 
 
-def build_rust(workdir: Path) -> list[str]:
+def cargo_env(workdir: Path) -> dict[str, str]:
+    """The environment for ``cargo`` offline against Debian's crates, its home and target
+    under ``workdir``."""
     cargo = shutil.which("cargo")
     assert cargo is not None, "cargo is missing: .ci/run installs it"
     assert (DEBIAN_CRATES / "ring-0.16.20").exists(), ".ci/run installs librust-ring-dev"
     home = workdir / "cargo-home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     (home / "config.toml").write_text(
         '[source.crates-io]\nreplace-with = "debian"\n\n'
         f'[source.debian]\ndirectory = "{DEBIAN_CRATES}"\n'
     )
-    target = workdir / "target"
-    env = {
+    return {
         **os.environ,
         "CARGO_HOME": str(home),
-        "CARGO_TARGET_DIR": str(target),
+        "CARGO_TARGET_DIR": str(workdir / "target"),
         "CARGO_NET_OFFLINE": "true",
     }
-    command = [cargo, "build", "--quiet", "--offline", "--release", "--bin", "batch"]
+
+
+def run_lines(command: list[str], *, cwd: Path, env: dict[str, str], stdin: str) -> list[str]:
+    """A signer program's output lines for ``stdin``; it must exit 0."""
+    done = subprocess.run(
+        command, input=stdin, capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def build_go(workdir: Path) -> list[str]:
+    env = go_env(workdir)
+    binary = workdir / "go-batch"
+    _build(["go", "build", "-o", str(binary), "./batch"], cwd=SIGNERS / "go", env=env)
+    return [str(binary)]
+
+
+def build_rust(workdir: Path) -> list[str]:
+    env = cargo_env(workdir)
+    command = ["cargo", "build", "--quiet", "--offline", "--release", "--bin", "batch"]
     _build(command, cwd=SIGNERS / "rust", env=env)
-    return [str(target / "release" / "batch")]
+    return [str(workdir / "target" / "release" / "batch")]
 
 
 def _build(command: list[str], *, cwd: Path, env: dict[str, str]) -> None:

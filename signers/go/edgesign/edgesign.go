@@ -80,16 +80,28 @@ func oneOf(values ...string) func(string) bool {
 	}
 }
 
+// unquote returns text without surrounding whitespace and one pair of matching quotes
+// (' or "), as the edge reads a .env value.
+func unquote(text string) string {
+	text = strings.TrimSpace(text)
+	if len(text) >= 2 && text[0] == text[len(text)-1] && (text[0] == '"' || text[0] == '\'') {
+		text = strings.TrimSpace(text[1 : len(text)-1])
+	}
+	return text
+}
+
 // ParseKeyring reads "kid:alg:key,..." and returns the keys that can sign, in order; it refuses
-// what the edge refuses.
+// what the edge refuses. Whitespace and one pair of matching quotes around the whole value and
+// around each entry are ignored, as the edge ignores them.
 func ParseKeyring(text string) ([]Key, error) {
 	var keys []Key
 	seen := map[string]bool{}
-	for i, entry := range strings.Split(text, ",") {
-		if strings.TrimSpace(entry) == "" {
+	for i, entry := range strings.Split(unquote(text), ",") {
+		entry = unquote(entry)
+		if entry == "" {
 			continue // a trailing comma
 		}
-		parts := strings.Split(strings.TrimSpace(entry), ":")
+		parts := strings.Split(entry, ":")
 		if len(parts) != 3 {
 			return nil, fmt.Errorf("EDGE_SIGNING_KEYS: entry %d: expected kid:alg:key", i+1)
 		}

@@ -26,16 +26,32 @@ pub struct Options<'a> {
     pub align: u64,
 }
 
+/// Text without surrounding whitespace and one pair of matching quotes (' or "), as the
+/// edge reads a .env value.
+fn unquote(text: &str) -> &str {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    if bytes.len() >= 2
+        && bytes[0] == bytes[bytes.len() - 1]
+        && (bytes[0] == b'"' || bytes[0] == b'\'')
+    {
+        text[1..text.len() - 1].trim()
+    } else {
+        text
+    }
+}
+
 /// Reads "kid:alg:key,..." and returns the keys that can sign, in order; refuses what the edge refuses.
 pub fn parse_keyring(text: &str) -> Result<Vec<Key>, String> {
     let mut keys = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    for (i, entry) in text.split(',').enumerate() {
-        if entry.trim().is_empty() {
+    for (i, entry) in unquote(text).split(',').enumerate() {
+        let entry = unquote(entry);
+        if entry.is_empty() {
             continue; // a trailing comma
         }
         let where_ = format!("EDGE_SIGNING_KEYS: entry {}", i + 1);
-        let parts: Vec<&str> = entry.trim().split(':').map(str::trim).collect();
+        let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
         if parts.len() != 3 {
             return Err(format!("{}: expected kid:alg:key", where_));
         }
