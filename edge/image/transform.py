@@ -41,7 +41,7 @@ from edge.transform_params import Transform
 #: What a conversion without parameters renders: the defaults (``photo.webp``, q=80).
 CONVERSION = Transform()
 #: Part of every variant's ETag: another engine may encode other bytes.
-ENGINE = f"edge-transform-1 libvips-{libvips.version()}"
+ENGINE = f"edge-transform-2 libvips-{libvips.version()}"
 
 
 class Transformer:

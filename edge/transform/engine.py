@@ -47,6 +47,10 @@ ROTATIONS = {90: "d90", 180: "d180", 270: "d270"}
 #: AVIF encoder effort (0 to 9): libvips' default, 4, costs 5 times the CPU of effort 2
 #: for 6% fewer bytes, on a 400-pixel photo (bench/results/transform.md).
 AVIF_EFFORT = 2
+#: WebP encoder effort (libwebp's method, 0 to 6): libvips' default, 4, costs 2.5 to 3
+#: times the encoding CPU of effort 1 on a photo for bytes within 3% either way (a flat
+#: graphic: 1 to 12% more) (bench/README.md, "Transforms under load").
+WEBP_EFFORT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +225,7 @@ def encode(pages: list[pyvips.Image], output: OutputFormat, quality: int) -> byt
             # libvips' default (none) for 6% more CPU (bench/transform.py).
             data = image.pngsave_buffer(filter="all", keep="none")
         case "webp":
-            data = image.webpsave_buffer(Q=quality, keep="none")
+            data = image.webpsave_buffer(Q=quality, effort=WEBP_EFFORT, keep="none")
         case "avif":
             data = image.heifsave_buffer(
                 Q=quality, compression="av1", effort=AVIF_EFFORT, keep="none"
