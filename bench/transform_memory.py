@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.measure import cpu_seconds
 from bench.sources import BOMB, PHOTOS, USER
 from bench.transform_cold import LAYOUTS, start_edge
 from bench.world import World
@@ -40,6 +41,7 @@ class Bomb:
     statuses: list[int]
     median_ms: float
     max_ms: float
+    cpu_ms: float  # edge's CPU per refusal (user + system), which other tenants cannot inflate
     growth_bytes: int
 
 
@@ -94,13 +96,14 @@ def bomb(world: World) -> Bomb:
     port, pid = start_edge(world, LAYOUTS["two cores"][0])
     try:
         _warm(port)
-        before = vm_hwm(pid)
+        before, cpu = vm_hwm(pid), sum(cpu_seconds(pid))
         statuses, times = [], []
         for n in range(BOMB_TRIES):
             started = time.perf_counter()
             statuses.append(fetch(port, f"/i/{USER}/{BOMB}?w={400 + n}"))
             times.append((time.perf_counter() - started) * 1000)
         growth = vm_hwm(pid) - before
+        cpu_ms = (sum(cpu_seconds(pid)) - cpu) / BOMB_TRIES * 1000
     finally:
         world.stop_all()
-    return Bomb(statuses, statistics.median(times), max(times), growth)
+    return Bomb(statuses, statistics.median(times), max(times), cpu_ms, growth)
