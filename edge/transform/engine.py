@@ -8,7 +8,8 @@ fails at the one place pixels are pulled, and every libvips error becomes
 ``UnprocessableImage`` with libvips' words as the reason.
 
 Where pixels are decoded: the plan's first step is libvips' ``thumbnail`` at the size the
-geometry needs, so JPEG decodes at 1/2, 1/4 or 1/8 scale, WebP at any scale and SVG
+geometry needs, so JPEG decodes at 1/2, 1/4 or 1/8 scale (the smallest that leaves the
+size: :func:`jpeg_shrink`), WebP at any scale and SVG
 renders at the output's size, all read sequentially (top to bottom, a few lines held at
 a time). The image is rendered into memory only before a step that must read it out of
 order or twice (a turn, a mirror, smartcrop, blur, sharpen, or an animation's frames),
@@ -35,6 +36,7 @@ from edge.transform.plan import (
     Resize,
     Rotate,
     Sharpen,
+    Size,
     Step,
     make_plan,
 )
@@ -121,6 +123,13 @@ def run(plan: Plan, source: Source, frames: int) -> list[pyvips.Image]:
 def load(step: Load, source: Source, frames: int) -> pyvips.Image:
     """Decode at the plan's first size: libvips' thumbnail, which shrinks while decoding
     where the format can and applies the EXIF orientation (and makes CMYK RGB)."""
+    shrink = jpeg_shrink(source, step.size) if frames == 1 else 1
+    if shrink > 1:
+        decoded = pyvips.Image.new_from_buffer(
+            source.data, "", shrink=shrink, fail_on="error", access="sequential"
+        )
+        image = decoded.thumbnail_image(step.size.width, height=step.size.height, size="force")
+        return to_srgb(image)
     options = ["fail_on=error"]
     if frames > 1:
         options.append(f"n={frames}")
@@ -134,6 +143,18 @@ def load(step: Load, source: Source, frames: int) -> pyvips.Image:
         option_string=",".join(options),
     )
     return to_srgb(image)
+
+
+def jpeg_shrink(source: Source, size: Size) -> int:
+    """The largest JPEG decoding scale, 1/2, 1/4 or 1/8, that still leaves at least
+    ``size``: the DCT decodes that much less (Pillow's draft mode, as thumbor runs it).
+    libvips' thumbnail keeps twice the size before its final resize, so it decoded a
+    2400-pixel photo in full for an 800-pixel result: a third of the CPU more (bench/README.md,
+    "Transforms under load"). 1 for other formats, or when no scale leaves enough."""
+    if source.format != "jpeg":
+        return 1
+    factor = min(source.size.width / size.width, source.size.height / size.height)
+    return next((shrink for shrink in (8, 4, 2) if factor >= shrink), 1)
 
 
 def to_srgb(image: pyvips.Image) -> pyvips.Image:
