@@ -1,13 +1,15 @@
-"""The ``edge`` command: keygen, sign, verify, serve and demo.
+"""The ``edge`` command: keygen, sign, verify, serve, demo and check-storage.
 
 Exit codes: 0 success (for ``verify``: VALID or UNSIGNED), 1 a verdict against
-the URL, 2 usage or configuration errors. Errors are one line on stderr, never
+the URL (for ``check-storage``: a problem with the storage), 2 usage or configuration
+errors. Errors are one line on stderr, never
 a traceback and never key material.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import math
 import os
@@ -21,12 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BadRequest, ConfigError
+from edge.errors import BadRequest, ConfigError, EdgeError
 from edge.keys import KID, Key, generate
 from edge.paths import decode_path, quote_path
 from edge.settings import Settings
 from edge.signing import Verifier, align_exp, check_url, sign_url
-from edge.storage import open_storage
+from edge.storage import Storage, open_storage
 from edge.transform_params import split_params, transform_from_pairs
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -131,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(demo)
     demo.add_argument("--folder", default="demo-images", help="where to write the samples")
     demo.set_defaults(run=run_demo)
+
+    check = commands.add_parser(
+        "check-storage",
+        help="say which storage the settings name and whether it can serve images",
+        description=(
+            "For the storage EDGE_STORAGE names: the endpoint, addressing, region and\n"
+            "credential source in use (for a bucket), whether it answers, and whether\n"
+            "public/ and private/ hold anything. Exit 0, or 1 with one line per problem."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.set_defaults(run=run_check_storage)
     return parser
 
 
@@ -333,7 +347,9 @@ def _verify_hints(url: str, verifier: Verifier) -> list[str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    open_storage(settings.storage, settings.s3)  # a missing folder: one line here, no traceback
+    storage = open_storage(settings.storage, settings.s3)  # a missing folder: one line here
+    if storage.kind == "s3":  # the bucket's start-up check: one line here, not a worker's
+        asyncio.run(_open_and_close(storage))
     _check_server(args, workers=args.workers, settings=settings)
     from edge.workermetrics import shared_folder
 
@@ -342,6 +358,28 @@ def run_serve(args: argparse.Namespace) -> int:
     with shared_folder(settings.metrics, args.workers):
         _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
     return EXIT_OK
+
+
+async def _open_and_close(storage: Storage) -> None:
+    """Open the storage as a worker will (the bucket's start-up check included), then
+    close it: what fails is one line here."""
+    try:
+        await storage.open()
+    except EdgeError as error:  # credentials that cannot be fetched, say
+        raise ConfigError(f"EDGE_STORAGE: {error.reason}") from None
+    finally:
+        await storage.aclose()
+
+
+def run_check_storage(args: argparse.Namespace) -> int:
+    from edge.storage.report import check_storage
+
+    settings = Settings.from_env()
+    report = asyncio.run(check_storage(settings.storage, settings.s3))
+    print("\n".join(report.lines()), flush=True)
+    for problem in report.problems:
+        print(f"edge check-storage: {problem}", file=sys.stderr)
+    return EXIT_REJECTED if report.problems else EXIT_OK
 
 
 def run_demo(args: argparse.Namespace) -> int:

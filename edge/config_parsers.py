@@ -108,6 +108,20 @@ def parse_origins(name: str, text: str) -> tuple[str, ...]:
     return origins
 
 
+#: The stored headers EDGE_S3_PASS_HEADERS may name (Content-Encoding is always sent on).
+PASSABLE_HEADERS = ("cache-control", "content-disposition", "content-language")
+
+
+def parse_pass_headers(name: str, text: str) -> frozenset[str]:
+    """Empty (none), or a comma-separated list of :data:`PASSABLE_HEADERS`, any case."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    for header in sorted(names):
+        if header not in PASSABLE_HEADERS:
+            allowed = ", ".join(PASSABLE_HEADERS)
+            raise ConfigError(f"{name}: {header!r} cannot be passed on; expected some of {allowed}")
+    return frozenset(names)
+
+
 def parse_optional_url(name: str, text: str) -> str | None:
     """An http:// or https:// URL; empty means none."""
     if not text:
@@ -155,6 +169,17 @@ def parse_transforms(name: str, text: str) -> Literal["on", "signed"]:
         case "signed":
             return "signed"
     raise ConfigError(f"{name}: expected on or signed, got {text!r}")
+
+
+def parse_addressing(name: str, text: str) -> Literal["auto", "path", "virtual"]:
+    match text.lower():
+        case "auto":
+            return "auto"
+        case "path":
+            return "path"
+        case "virtual":
+            return "virtual"
+    raise ConfigError(f"{name}: expected auto, path or virtual, got {text!r}")
 
 
 def parse_hosts(name: str, text: str) -> frozenset[str]:

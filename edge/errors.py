@@ -160,6 +160,16 @@ class Overloaded(EdgeError):
         self.retry_after = retry_after
 
 
+class TransformTimeout(Overloaded):
+    """A transform ran past ``EDGE_TRANSFORM_TIMEOUT`` and was stopped. ``503`` with
+    ``Retry-After``, not ``422``: a transform's time depends on how busy the cores are, so
+    the same image may well be made on a retry, and a CDN caches neither answer."""
+
+    code = "TRANSFORM_TIMEOUT"
+    message = "Image took too long to process, retry later"
+    slug = "transform_too_slow"
+
+
 class ConfigError(ValueError):
     """A setting or key entry is unusable; the message names it and never holds key material."""
 

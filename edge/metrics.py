@@ -194,7 +194,7 @@ class Metrics:
         self.transforms = Histogram(
             "edge_transform_duration_seconds",
             "Time a transform took in its worker (decode, steps, encode), by output format and"
-            " outcome (ok, or unprocessable)",
+            " outcome (ok, unprocessable, or timeout: stopped at EDGE_TRANSFORM_TIMEOUT)",
             ["format", "outcome"],
             buckets=TRANSFORM_BUCKETS,
             registry=self.registry,

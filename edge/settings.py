@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, cast, dataclass_transform
 from edge.cache import MISSING_SHARE
 from edge.config_parsers import (
     parse_access_log,
+    parse_addressing,
     parse_bytes,
     parse_count,
     parse_duration,
@@ -29,6 +30,7 @@ from edge.config_parsers import (
     parse_optional_text,
     parse_optional_url,
     parse_origins,
+    parse_pass_headers,
     parse_pixels,
     parse_seconds,
     parse_signing_keys,
@@ -144,14 +146,40 @@ class Settings:
         "",
         parse_optional_url,
         S3,
-        "S3 endpoint for S3-compatible stores (MinIO, Ceph, R2), e.g. `http://minio:9000`;"
-        " empty for AWS. Credentials and region come from the standard AWS chain.",
+        "S3 endpoint for S3-compatible stores (MinIO, Ceph, R2), e.g. `http://minio:9000`."
+        " Empty: as the AWS SDKs find it, in this order: `AWS_ENDPOINT_URL_S3`,"
+        " `AWS_ENDPOINT_URL`, the profile's `services` section (`s3 = endpoint_url = ...`),"
+        " the profile's `endpoint_url` (`AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` skips"
+        " those four); none of them: AWS. Credentials come from the standard AWS chain.",
     )
     s3_region: str | None = var(
         "",
         parse_optional_text,
         S3,
-        "S3 region; empty means the AWS chain's (`AWS_REGION`, config files).",
+        "S3 region. Empty: the AWS chain's (`AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's"
+        " `region`, else `us-east-1`) as a first guess, then the bucket's own, found at"
+        " start-up (S3's `x-amz-bucket-region`). Either way a `301 PermanentRedirect` naming"
+        " another region is followed once: edge signs for that region from then on.",
+    )
+    s3_addressing: Literal["auto", "path", "virtual"] = var(
+        "auto",
+        parse_addressing,
+        S3,
+        "`path`: `https://endpoint/bucket/key`; `virtual`: `https://bucket.endpoint/key`"
+        " (the store's DNS must resolve every bucket's name; a name under `.localhost` is"
+        " reached at `localhost`); `auto`: virtual-hosted on AWS's own endpoints"
+        " (`s3.amazonaws.com`, `s3.REGION.amazonaws.com`, or no endpoint set), path-style on"
+        " any other. A bucket whose name is no DNS label, or holds a dot over `https`"
+        " (the wildcard certificate cannot match it), is always path-style, as in the AWS SDKs.",
+    )
+    s3_check_bucket: bool = var(
+        "on",
+        parse_flag,
+        S3,
+        "`on`: at start-up, one listing of the bucket (`ListObjects`, one key; needs"
+        " `s3:ListBucket`) must succeed, or the edge refuses to start, naming the bucket and"
+        " what the store said. `off` for stores that refuse listings (the region is then"
+        " found from the first answer that names it).",
     )
     s3_max_connections: int = var(
         "64",
@@ -179,6 +207,17 @@ class Settings:
         "Attempts per S3 call, first included, for the failures the troubleshooting guide's"
         " table marks as retried (connection errors, silence, 429, 500, 502, 503 SlowDown,"
         " 504); then that failure's error.",
+    )
+    s3_pass_headers: frozenset[str] = var(
+        "",
+        parse_pass_headers,
+        S3,
+        "Headers stored with a public object (set at upload: `put-object --cache-control`)"
+        " that edge sends on, comma-separated: any of `Cache-Control` (instead of edge's"
+        " `public, max-age=`), `Content-Disposition` (on images only: any other type stays"
+        " `attachment`) and `Content-Language`. A private object always gets edge's own"
+        " `private` Cache-Control and none of them. A stored `Content-Encoding` is always"
+        " sent on; a value with a control character or a byte past ASCII never is.",
     )
 
     cache_ttl: int = var(
@@ -288,6 +327,15 @@ class Settings:
         TRANSFORMS,
         "Seconds a request waits for a transform worker before `503 OVERLOADED` with"
         " `Retry-After`; empty: `EDGE_QUEUE_TIMEOUT`, the wait for a storage read slot.",
+    )
+    transform_timeout: float = var(
+        "10",
+        parse_duration,
+        TRANSFORMS,
+        "Seconds a transform may run in its worker (decode, steps, encode); past it libvips"
+        " stops the work at its next tile, the worker is free again, and the request (with"
+        " any waiting for the same variant) gets `503 TRANSFORM_TIMEOUT` with `Retry-After`;"
+        " nothing is cached, so a later request tries again.",
     )
 
     max_connections: int = var(
@@ -403,6 +451,8 @@ class Settings:
             connect_timeout=self.s3_connect_timeout,
             read_timeout=self.s3_read_timeout,
             max_attempts=self.s3_max_attempts,
+            addressing=self.s3_addressing,
+            check_bucket=self.s3_check_bucket,
         )
 
     @classmethod

@@ -1,5 +1,5 @@
 """The suite's fixtures, and only them: the environment cleared of AWS_* and EDGE_*, the
-session's S3 servers, and the serving world on both storages. What they are built from
+session's S3 servers, and the serving world on each storage. What they are built from
 lives in tests/support/."""
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import BUCKET, MotoServer, S3rver, start_moto, start_s3rver
-from tests.support.world import AWS, World, folder_world, s3_world
+from tests.support.world import (
+    AWS,
+    S3RVER_AWS,
+    WORLDS,
+    World,
+    folder_world,
+    s3_world,
+    s3rver_world,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -45,17 +53,24 @@ def s3rver_server() -> Iterator[S3rver]:
         yield server
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=WORLDS)
 def world(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[World]:
-    """The same world on a folder and on moto's S3: each test that takes it runs on both."""
-    if request.param == "file":
+    """The same world on a folder and on moto's S3 (and, for the serving behaviour suite, on
+    s3rver, and on both S3 servers with the hot cache off: tests/support/world.py): each
+    test that takes it runs on each."""
+    kind: str = request.param
+    if kind == "file":
         world = folder_world(tmp_path)
     else:
-        moto = request.getfixturevalue("moto_server")
-        for name, value in AWS.items():
+        s3rver = kind.startswith("s3rver")
+        for name, value in (S3RVER_AWS if s3rver else AWS).items():
             monkeypatch.setenv(name, value)
-        world = s3_world(moto)
+        cache = not kind.endswith("-cache-off")
+        if s3rver:
+            world = s3rver_world(request.getfixturevalue("s3rver_server"), cache=cache)
+        else:
+            world = s3_world(request.getfixturevalue("moto_server"), cache=cache)
     with world.stack:
         yield world

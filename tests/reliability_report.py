@@ -28,6 +28,7 @@ TESTS = [
     "tests/test_logwriter.py",
     "tests/test_image_stream.py",
     "tests/test_storage_kept_alive.py",
+    "tests/test_transform_fuzz.py",
 ]
 
 
@@ -120,6 +121,14 @@ def render(junit: Path) -> str:
             f"- atheris (libFuzzer) over the path rules and the verifier: {fuzz['runs']:,} "
             f"inputs in {fuzz['seconds']} s, {fuzz['crashes']} crashes "
             "(any exception but a 400/403 EdgeError counts as one)."
+        )
+    decoders = {fmt: load(f"fuzz-{fmt}") for fmt in ("jpeg", "png", "gif", "webp", "avif")}
+    if all(decoders.values()):
+        counts = ", ".join(f"{fmt} {data['examples']}" for fmt, data in decoders.items() if data)
+        out.append(
+            f"- hypothesis over the decoders: damaged JPEG, PNG, GIF, WebP and AVIF files "
+            f"({counts}) through the transform engine in a child process: every one an "
+            "image of the size asked for or a 422, no crash, no timeout, no worker left busy."
         )
     faults = [row for row in rows if "test_storage_faults" in row or "storage" in row.split("|")[2]]
     out += ["", "## Storage faults", "",

@@ -245,14 +245,16 @@ def test_verify_gives_no_hint_when_nothing_would_change(
     assert code == 1 and len(verdict.splitlines()) == 2
 
 
-@pytest.mark.parametrize("command", [[], ["keygen"], ["sign"], ["verify"], ["serve"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["keygen"], ["sign"], ["verify"], ["serve"], ["demo"], ["check-storage"]]
+)
 def test_help_is_plain_text(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     """Help text comes partly from docstrings: no reStructuredText markup may show."""
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0 and out.startswith("usage: edge")
     assert "``" not in out, out
     if not command:
-        assert "The edge command: keygen, sign, verify, serve and demo." in out
+        assert "The edge command: keygen, sign, verify, serve, demo and check-storage." in out
         assert "Exit codes: 0 success" in out
 
 

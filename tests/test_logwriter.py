@@ -37,6 +37,7 @@ def test_a_stalled_log_collector_never_freezes_the_process(tmp_path: Path) -> No
         EDGE_STORAGE="s3://bucket",
         EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",  # refused: a warning per read
         EDGE_S3_MAX_ATTEMPTS="1",
+        EDGE_S3_CHECK_BUCKET="off",  # started, then every read fails
         EDGE_CACHE_TTL="0",
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",

@@ -34,7 +34,7 @@ from tests.support.console import (
 )
 from tests.support.nginx import DEPLOY_NGINX
 from tests.support.processes import clean_env
-from tests.support.servers import free_port
+from tests.support.servers import MotoServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -296,7 +296,7 @@ def test_each_nginx_config_runs_locally_without_root_as_the_docs_say(config: str
     signed private image through nginx, which keeps everything in the folder it ran in."""
     blocks = [
         block
-        for block in console_blocks(DOCS / "deployment.md")
+        for block in console_blocks(DOCS / "deployment.md", section="Trying a config without root")
         if f"$ deploy/nginx/try.sh {config} " in block
     ]
     assert len(blocks) == 1, f"docs/deployment.md: no single block that tries {config}"
@@ -311,3 +311,57 @@ def test_each_nginx_config_runs_locally_without_root_as_the_docs_say(config: str
         assert f"listen 127.0.0.1:{run.ports[8000]};" in (local / "nginx.conf").read_text()
         if os.geteuid() == 0:  # the commands ran as nobody: so did nginx
             assert {path.stat().st_uid for path in local.rglob("*")} == {65534}
+
+
+# --- docs/configuration.md: edge check-storage ---------------------------------------------
+
+
+def test_check_storage_prints_what_the_docs_show(moto_server: MotoServer) -> None:
+    """The documented `edge check-storage`, run as written against a bucket `images` on a
+    local store (moto at localhost), prints the documented lines, its port aside."""
+    import boto3
+
+    port = moto_server.server.server_port
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket="images")
+    client.put_object(Bucket="images", Key="public/alice/photo.png", Body=ORIGINAL)
+    block = console_block(DOCS / "configuration.md", "Checking the storage")
+    env = {
+        **recipe_env(),
+        "EDGE_STORAGE": "s3://images/",
+        "AWS_ENDPOINT_URL_S3": f"http://localhost:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with recipe_folder() as folder, run_console(commands(block), folder, env=env) as run:
+        printed = run.output.splitlines()
+    assert printed == [line.replace(":9000", f":{port}") for line in outputs(block)]
+
+
+def test_fleet_recipe_makes_one_variant_once_across_two_edges() -> None:
+    """deployment.md's fleet block as written: 50 requests for one private variant, signed
+    five times, all 200; the two edges' /metrics add up to one transform, on one edge."""
+    block = console_block(DOCS / "deployment.md", "A fleet: one transform per variant")
+    with (
+        recipe_folder() as folder,
+        run_console(
+            commands(block), folder, env=recipe_env(), not_root=["deploy/nginx/try.sh "]
+        ) as run,
+    ):
+        assert re.search(r"^ +50 200\n0\n1\n", run.output, re.MULTILINE), run.output
+        for shown in outputs(block):
+            assert shown in run.output.replace(str(run.ports[8000]), "8000"), (shown, run.output)
+        edges = [
+            line
+            for port in (8080, 8081)
+            for line in (folder / f"edge-{port}.log").read_text().splitlines()
+            if line.startswith("{") and "/i/bob/photo.png" in line
+        ]
+        assert len(edges) == 50 and all('"status":200' in line for line in edges), edges

@@ -5,12 +5,14 @@ writes each of them for a request that earns it, never with the signature."""
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from edge.errors import NO_SLUG, EdgeError
@@ -18,9 +20,9 @@ from edge.keys import parse_keyring
 from edge.signing import sign_url
 from tests.support.client import raw_request
 from tests.support.processes import clean_env, edge_process, populated, wait_ready
-from tests.support.servers import free_port
-from tests.support.transform_images import encoded, flat, quadrants
-from tests.support.world import KEYS
+from tests.support.servers import BUCKET, MotoServer, free_port
+from tests.support.transform_images import SLOW, encoded, flat, quadrants, slow_source
+from tests.support.world import AWS, KEYS
 
 ROOT = Path(__file__).parent.parent
 TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
@@ -159,6 +161,13 @@ UNKEYED: list[Case] = [
 ]
 
 
+#: The edge with a short transform timeout: a transform it stops.
+TIMED: list[Case] = [
+    ("GET", f"/i/alice/slow.png?{SLOW}", [], 503, "transform_too_slow"),
+    ("GET", "/i/alice/photo.png?w=10", [], 200, NO_SLUG),
+]
+
+
 def store(root: Path) -> None:
     """What the refusals need beside the populated folder's photo.png and secret.png."""
     public = root / "public" / "alice"
@@ -166,6 +175,7 @@ def store(root: Path) -> None:
     (public / "cut.gif").write_bytes(encoded(quadrants(64, 64), "gif")[:100])  # header whole
     (public / "big.png").write_bytes(bytes(range(256)) * 20)  # 5120 bytes, over 4 KiB
     (public / "wide.png").write_bytes(encoded(flat((9, 9, 9), 200, 200)))  # 40,000 pixels
+    (public / "slow.png").write_bytes(slow_source())
     (root / "presets" / "alice").mkdir(parents=True)
     (root / "presets" / "alice" / "broken.json").write_bytes(b"not json")
 
@@ -184,8 +194,34 @@ def logged(log: Path, count: int) -> list[dict[str, Any]]:
         time.sleep(0.05)
 
 
+#: The edge on moto's bucket: what a folder cannot show (it stores no Content-Encoding).
+ON_S3: list[Case] = [("GET", "/i/alice/packed.png?w=10", [], 422, "source_encoded")]
+
+
+def s3_settings(moto: MotoServer) -> dict[str, str]:
+    """The settings of the run on moto, its source stored gzip-encoded."""
+    prefix = "refusals/"
+    boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1").put_object(
+        Bucket=BUCKET,
+        Key=f"{prefix}public/alice/packed.png",
+        Body=gzip.compress(encoded(flat((9, 9, 9), 20, 20))),
+        ContentType="image/png",
+        ContentEncoding="gzip",
+    )
+    return {
+        "EDGE_STORAGE": f"s3://{BUCKET}/{prefix}",
+        "EDGE_S3_ENDPOINT_URL": moto.endpoint_url,
+        "EDGE_S3_REGION": "us-east-1",
+        **AWS,
+    }
+
+
 @pytest.mark.slow
-def test_every_reason_reaches_the_access_log_of_a_real_edge(tmp_path: Path) -> None:
+def test_every_reason_reaches_the_access_log_of_a_real_edge(
+    tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in AWS.items():
+        monkeypatch.setenv(name, value)
     key = parse_keyring(KEYS).signing_key
     assert key is not None
     now = int(time.time())
@@ -206,6 +242,8 @@ def test_every_reason_reaches_the_access_log_of_a_real_edge(tmp_path: Path) -> N
             },
         ),
         "unkeyed": (UNKEYED, {"EDGE_TRANSFORMS": "signed"}),
+        "timed": (TIMED, {"EDGE_TRANSFORM_TIMEOUT": "0.2"}),
+        "s3": (ON_S3, s3_settings(moto_server)),
     }
     seen: set[str] = set()
     for name, (cases, settings) in runs.items():
@@ -214,7 +252,7 @@ def test_every_reason_reaches_the_access_log_of_a_real_edge(tmp_path: Path) -> N
         root = populated(folder)
         store(root)
         port = free_port()
-        env = clean_env(EDGE_STORAGE=str(root), **settings)
+        env = clean_env(**{"EDGE_STORAGE": str(root), **settings})
         with edge_process(["serve", "--port", str(port)], env=env, cwd=folder) as process:
             base = f"http://127.0.0.1:{port}"
             wait_ready(base, process)

@@ -9,7 +9,10 @@ import pytest
 
 from edge.samples import CANARY, png, svg
 from tests.support.client import assert_error, get
-from tests.support.world import World
+from tests.support.world import BEFORE_STORAGE, EVERY_STORE_ONCE, World, on_every_store
+
+#: The serving behaviour suite: on every store, the hot cache on and off (tests/support/world.py).
+pytest_generate_tests = on_every_store
 
 PNG = png(64, 48)
 SECRET_PNG = png(64, 48, hue=1) + CANARY
@@ -82,9 +85,10 @@ def test_unsigned_request_never_reads_private(world: World) -> None:
     base = world.serve()
     get(base + path)
     get(base + path + "?v=2")
-    assert set(world.storage_reads()) == {("GET", "public/alice/secret.png")}
+    assert {key for _, key in world.storage_reads()} == {"public/alice/secret.png"}
 
 
+@BEFORE_STORAGE
 @pytest.mark.parametrize(
     ("mutate", "code"),
     [
@@ -106,6 +110,7 @@ def test_bad_signatures_are_rejected_before_storage(
     assert world.storage_reads() == [], "no storage request for a bad signature"
 
 
+@BEFORE_STORAGE
 def test_expired_signature_is_rejected_before_storage(world: World) -> None:
     path = world.put("private", "alice", "secret.png", SECRET_PNG)
     base = world.serve()
@@ -115,6 +120,7 @@ def test_expired_signature_is_rejected_before_storage(world: World) -> None:
     assert world.storage_reads() == []
 
 
+@BEFORE_STORAGE
 def test_bad_signature_on_a_public_image_is_still_403(world: World) -> None:
     path = world.put("public", "alice", "photo.png", PNG)
     base = world.serve()
@@ -130,6 +136,7 @@ def test_no_keyring_serves_public_and_rejects_signatures(world: World) -> None:
     assert_error(get(base + signed), 403, "SIGNATURE_INVALID")
 
 
+@EVERY_STORE_ONCE
 def test_head_answers_get_headers_without_reading_a_body(world: World) -> None:
     path = world.put("public", "alice", "big.bin.png", BIG)
     base = world.serve(EDGE_CACHE_TTL="0")  # about storage: the cache would answer HEAD itself
@@ -212,6 +219,7 @@ def test_if_range(world: World) -> None:
     assert revalidated.status_code == 304
 
 
+@EVERY_STORE_ONCE
 @pytest.mark.parametrize(
     ("if_range", "forwarded"),
     [
@@ -302,7 +310,8 @@ def test_content_type_policy(world: World) -> None:
     assert get(base + "/i/alice/photo.webp").headers["content-type"] == "image/webp"
 
 
-@pytest.mark.parametrize("world", ["s3"], indirect=True)  # a folder stores no content type
+# A folder stores no content type.
+@pytest.mark.parametrize("world", ["s3", "s3rver"], indirect=True)
 def test_stored_content_type_wins_over_extension(world: World) -> None:
     world.put("public", "alice", "photo.bin", PNG, content_type="image/png")
     world.put("public", "alice", "fake.png", b"<html>", content_type="text/html")

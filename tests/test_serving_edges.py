@@ -14,11 +14,15 @@ import pytest
 from edge.samples import CANARY, png
 from tests.support.client import assert_error, get, raw_get
 from tests.support.servers import free_port, open_files_under, open_sockets, silent_server
-from tests.support.world import World
+from tests.support.world import BEFORE_STORAGE, World, on_every_store
+
+#: The serving behaviour suite: on every store, the hot cache on and off (tests/support/world.py).
+pytest_generate_tests = on_every_store
 
 PNG = png(32, 32)
 
 
+@BEFORE_STORAGE
 @pytest.mark.parametrize(
     "target",
     [
@@ -50,6 +54,7 @@ def test_malformed_raw_paths_are_400(world: World, target: str) -> None:
     assert world.storage_reads() == []
 
 
+@BEFORE_STORAGE
 def test_request_lines_beyond_the_head_bound_are_431(world: World) -> None:
     """A request head over EDGE_MAX_HEADER_BYTES is refused before edge reads a path."""
     base = world.serve(EDGE_MAX_HEADER_BYTES="8KiB")

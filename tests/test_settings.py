@@ -80,6 +80,7 @@ def test_modes_are_literals_and_the_s3_group_is_handed_over_whole() -> None:
             "EDGE_STORAGE": "s3://bucket/some/prefix/",
             "EDGE_S3_REGION": "eu-west-1",
             "EDGE_S3_READ_TIMEOUT": "0.5",
+            "EDGE_S3_ADDRESSING": "Virtual",
         }
     )
     assert (settings.access_log, settings.metrics) == ("off", 9100)
@@ -91,7 +92,11 @@ def test_modes_are_literals_and_the_s3_group_is_handed_over_whole() -> None:
         connect_timeout=2.0,
         read_timeout=0.5,
         max_attempts=3,
+        addressing="virtual",
+        check_bucket=True,
     )
+    with pytest.raises(ConfigError, match=r"^EDGE_S3_ADDRESSING: expected auto, path or virtual"):
+        Settings.from_env({"EDGE_S3_ADDRESSING": "dns"})
 
 
 # --- Settings that parse one by one but cannot work together ---------------------------

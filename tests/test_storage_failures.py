@@ -24,6 +24,8 @@ from edge.storage import failures
 from edge.storage.failures import (
     AT_ONCE,
     BACKOFF,
+    ONCE,
+    REGION,
     Fault,
     Row,
     Silence,
@@ -32,12 +34,12 @@ from edge.storage.failures import (
     file_open_row,
 )
 from edge.storage.s3_answers import refusal
-from tests.support import folder_faults, s3_faults
+from tests.support import folder_faults, part_faults, s3_faults
 from tests.support.fault_rig import ATTEMPTS, ROWS, SCENARIOS, name
 from tests.support.servers import S3RVER_KEY
 
 #: Where the scenarios are registered (imported for that).
-SCENARIO_MODULES = (s3_faults, folder_faults)
+SCENARIO_MODULES = (s3_faults, part_faults, folder_faults)
 
 
 # --- the mapping, as units -------------------------------------------------------------
@@ -51,7 +53,7 @@ def test_each_row_builds_its_error_with_its_reason(row: Row) -> None:
         with pytest.raises(TypeError):
             row.exception(**facts)
         return
-    tries = ATTEMPTS if row.retry is BACKOFF else 1
+    tries = ATTEMPTS if row.retry is BACKOFF else 2 if row.retry is ONCE else 1
     error = row.exception(attempts=tries, **facts)
     assert type(error).status == row.error.status and type(error).code == row.error.code
     assert isinstance(error, row.error)
@@ -72,7 +74,9 @@ STATUSES = [
     (308, "", "REDIRECT"),
     (404, "NoSuchBucket", "NO_SUCH_BUCKET"),
     (404, "NoSuchKey", "NO_SUCH_KEY"),
-    (404, "", "NO_SUCH_KEY"),
+    (404, "", "BARE_NOT_FOUND"),
+    (404, "NoSuchUpload", "NOT_THE_OBJECT"),
+    (404, "NoSuchWebsiteConfiguration", "NOT_THE_OBJECT"),
     (403, "SignatureDoesNotMatch", "BAD_CREDENTIALS"),
     (403, "InvalidAccessKeyId", "BAD_CREDENTIALS"),
     (403, "ExpiredToken", "BAD_CREDENTIALS"),
@@ -112,7 +116,9 @@ def test_a_refusal_is_read_from_its_document_and_headers() -> None:
     size = b"<Error><Code>InvalidRange</Code><ActualObjectSize>42</ActualObjectSize></Error>"
     range_error = refusal(416, {}, size).exception(key="k")
     assert isinstance(range_error, RangeNotSatisfiable) and range_error.size == 42
-    assert refusal(404, {}, b"").row is failures.NO_SUCH_KEY, "a HEAD's 404 says no more"
+    assert refusal(404, {}, b"").row is failures.BARE_NOT_FOUND, "a HEAD's 404 says no more"
+    page = refusal(404, {}, b"<html><body>404 Not Found</body></html>")
+    assert page.row is failures.NOT_THE_OBJECT, "a proxy's page is not S3 saying NoSuchKey"
     assert refusal(404, {}, b"", bucket=True).row is failures.NO_SUCH_BUCKET
     assert refusal(503, {}, b"", attempts=3).exception(key="k").reason.endswith("(3 attempts)")
 
@@ -172,11 +178,11 @@ def test_every_row_is_produced_by_a_real_fault(
     assert isinstance(error, row.error) and type(error).code == row.error.code, error
     if isinstance(error, Fault | Silence):
         assert error.row is row, error.reason
-    tries = ATTEMPTS if row.retry is BACKOFF else 1
+    tries = ATTEMPTS if row.retry is BACKOFF else 2 if row.retry in (REGION, ONCE) else 1
     if outcome.requests is not None:
         assert outcome.requests == tries, f"{outcome.requests} requests, {tries} expected"
     pattern = ".+?".join(re.escape(part) for part in re.split(r"{\w+}", row.log))
-    suffix = re.escape(f" ({tries} attempts)") if tries > 1 else ""
+    suffix = re.escape(f" ({tries} attempts)") if row.retry is BACKOFF else ""
     assert re.fullmatch(pattern + suffix, error.reason), error.reason
     assert "{" not in error.reason, "every fact of the reason is known where it is raised"
 

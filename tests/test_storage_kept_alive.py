@@ -6,9 +6,10 @@ by an unsigned request for a public object of the same size, on a pool of ONE st
 connection: any byte of a private answer left on that connection would be read as the
 public answer. Private objects carry the canary throughout, so no slice of one goes unseen.
 
-s3rver's own deviations from S3 are avoided, not relied on (edge does not work around
-them): its 304 carries no ETag or Last-Modified, it ignores If-Match, and it answers
-``bytes=0-0`` with the whole object and ``bytes=-5`` with the first six bytes.
+s3rver's own deviations from S3 are avoided, not relied on: its 304 carries no ETag or
+Last-Modified, it ignores If-Match, and it answers ``bytes=0-0`` with the whole object and
+``bytes=-5`` with the first six bytes (edge works around each: tests/support/part_faults.py,
+and the serving behaviour suite on s3rver).
 """
 
 from __future__ import annotations

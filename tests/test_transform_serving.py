@@ -25,7 +25,11 @@ from tests.support.transform_images import (
     quadrants,
     tagged,
 )
-from tests.support.world import World
+from tests.support.world import World, on_every_store_cached
+
+#: The serving behaviour suite: on every store (tests/support/world.py), the hot cache on (a
+#: variant is made from a source read whole, so no range nor 304 of storage is at stake).
+pytest_generate_tests = on_every_store_cached
 
 UPRIGHT = ("red", "green", "blue", "yellow")
 
@@ -230,7 +234,7 @@ def transforms_made(base: str, output: str, outcome: str) -> float:
 
 def test_concurrent_requests_for_one_variant_make_it_once(world: World) -> None:
     path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
-    base = world.serve()
+    base = world.serve(EDGE_CACHE_TTL="60")  # concurrent requests share one made variant
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
@@ -311,7 +315,7 @@ def test_conversions_are_made_from_a_sibling(world: World) -> None:
     world.put("public", "alice", "both.png", encoded(quadrants(60, 40)))  # preferred
     world.put("public", "alice", "photo.old.png", encoded(quadrants(10, 10)))
     world.put("private", "alice", "hidden.jpg", photo + CANARY)
-    base = world.serve()
+    base = world.serve(EDGE_CACHE_TTL="60")  # a made conversion is kept
     with httpx.Client(base_url=base, timeout=30) as client:
         before = listings(world)
         webp = get(client, "/i/alice/photo.webp")
@@ -363,7 +367,7 @@ def test_an_svg_is_rasterised_under_an_output_name(world: World) -> None:
 
 def test_concurrent_requests_for_an_unprocessable_variant_fail_once(world: World) -> None:
     world.put("public", "alice", "cut.jpg", encoded(quadrants(300, 200), "jpeg")[:400])
-    base = world.serve()
+    base = world.serve(EDGE_CACHE_TTL="60")  # concurrent requests share one failure
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
@@ -419,3 +423,15 @@ def test_odd_names_and_presets_are_client_errors(world: World) -> None:
         large = get(client, "/i/alice/noise.png?q=80")
         assert large.status_code == 422, "over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
         assert get(client, "/i/alice/noise.png?w=40").status_code == 200
+
+
+def test_a_source_with_odd_characters_is_found(world: World) -> None:
+    """The listing of a name with ``+``, a space and ``%``: moto encodes its keys as asked
+    (``encoding-type=url``), s3rver sends them as XML text without saying so; each is read
+    as its listing says."""
+    world.put("public", "alice", "a+b c%41.jpg", encoded(quadrants(30, 20), "jpeg"))
+    world.put("public", "alice", "a+b c%41.png.jpg", encoded(quadrants(8, 8), "jpeg"))
+    base = world.serve()
+    response = httpx.get(base + "/i/alice/a+b%20c%2541.webp", timeout=30)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
+    assert decoded(response.content).width == 30

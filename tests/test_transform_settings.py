@@ -47,3 +47,14 @@ def test_bad_pixel_counts_name_the_variable(value: str) -> None:
 def test_bad_worker_counts_name_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^EDGE_TRANSFORM_WORKERS: expected auto"):
         Settings.from_env({"EDGE_TRANSFORM_WORKERS": value})
+
+
+def test_the_transform_timeout() -> None:
+    assert Settings.from_env({}).transform_timeout == 10.0
+    assert Settings.from_env({"EDGE_TRANSFORM_TIMEOUT": "0.25"}).transform_timeout == 0.25
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "", "ten", "nan", "inf", "1e9"])
+def test_bad_transform_timeouts_name_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^EDGE_TRANSFORM_TIMEOUT: expected a number of seconds"):
+        Settings.from_env({"EDGE_TRANSFORM_TIMEOUT": value})

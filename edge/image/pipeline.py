@@ -98,7 +98,9 @@ class ImagePipeline:
             private_max_age=settings.private_max_age,
             clock=clock,
         )
-        self.headers = Headers(policy=self.policy, cors=settings.cors)
+        self.headers = Headers(
+            policy=self.policy, cors=settings.cors, passed=settings.s3_pass_headers
+        )
         self.streamer = Streamer(
             storage=storage, send_timeout=settings.send_timeout, metrics=metrics
         )

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from edge.cache import Entry, HotCache
 from edge.errors import NotFound, StorageError, StorageTimeout, UnprocessableImage
@@ -22,7 +23,7 @@ from edge.metrics import Metrics
 from edge.record import Record
 from edge.signing import Grant
 from edge.storage import Conditions, Reply, Stat, Storage
-from edge.storage.base import NO_CONDITIONS, decide, read_whole
+from edge.storage.base import NO_CONDITIONS, decide, read_whole, read_within
 
 log = logging.getLogger("edge")
 
@@ -126,14 +127,20 @@ class Reader:
                 reply = await self._load(key, WHOLE, record)
                 try:
                     _check_size(key, reply.stat.size, max_bytes)
-                    data = reply.data if reply.body is None else await read_whole(reply.body)
+                    if reply.body is None:
+                        data = reply.data
+                    elif (data := await read_within(reply.body, max_bytes)) is None:
+                        _check_size(key, max_bytes + 1, max_bytes)  # a size told by reading
                 finally:
                     if reply.body is not None:
                         await reply.body.aclose()
         finally:
             if record.timing is not None:  # EDGE_SERVER_TIMING
                 record.timing.storage += time.perf_counter() - started
-        return reply.stat, data or b""
+        data = data or b""
+        if reply.stat.size < 0:  # sent chunked: its size is now known
+            return replace(reply.stat, size=len(data)), data
+        return reply.stat, data
 
     async def stat(self, key: str) -> Stat:
         """What storage knows of ``key`` (size, validators): from the cache, else one HEAD
@@ -194,7 +201,8 @@ class Reader:
                 reply = await self._timed_read(key, NO_CONDITIONS, False)
             except NotFound:
                 return cache.put(key, None)
-            if reply.stat.size > cache.max_object_bytes or reply.status != 200:
+            size = reply.stat.size  # unknown (chunked, longer than a chunk): never cached
+            if size > cache.max_object_bytes or size < 0 or reply.status != 200:
                 uncached = reply  # streams to the leader only
                 return None
             data = await read_whole(reply.body) if reply.body is not None else reply.data or b""

@@ -15,7 +15,7 @@ import logging
 
 from starlette.types import Receive, Send
 
-from edge.errors import EdgeError, Overloaded
+from edge.errors import EdgeError, Overloaded, RangeNotSatisfiable
 from edge.image.read import Found
 from edge.metrics import Metrics
 from edge.record import Record
@@ -54,16 +54,29 @@ class Streamer:
         body: Body | None = reply.body
         chunks = aiter(reply.body)
         position = reply.start  # the next byte to send
+        unsized = reply.length < 0  # sent chunked by the store: its last chunk is the end
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            while position <= reply.end:
+            while unsized or position <= reply.end:
                 if body is None:  # read on, from where the client is
                     await lease.take()
-                    body = await self.storage.resume(found.key, reply.stat, position, reply.end)
+                    try:
+                        body = await self.storage.resume(
+                            found.key, reply.stat, position, -1 if unsized else reply.end
+                        )
+                    except RangeNotSatisfiable as past:
+                        if unsized and past.size == position:  # paused after the last byte
+                            break
+                        raise
                     chunks = aiter(body)
                     if self.metrics is not None:
                         self.metrics.stats.resumed += 1
-                chunk = await anext(chunks)
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    if unsized:  # the store's last chunk: a clean end
+                        break
+                    raise
                 message = {"type": "http.response.body", "body": chunk, "more_body": True}
                 try:
                     async with asyncio.timeout(STALL_SECONDS):

@@ -19,6 +19,7 @@ parameter never comes here: it is served byte for byte (:mod:`edge.image.read`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 import sys
 import time
@@ -26,7 +27,14 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from edge.cache import Entry, HotCache
-from edge.errors import BadTransform, NotFound, Overloaded, SignatureInvalid, UnprocessableImage
+from edge.errors import (
+    BadTransform,
+    NotFound,
+    Overloaded,
+    SignatureInvalid,
+    TransformTimeout,
+    UnprocessableImage,
+)
 from edge.http import none_match
 from edge.image.presets import Presets
 from edge.image.read import Found, Reader, hit
@@ -39,6 +47,8 @@ from edge.storage import Reply, Stat
 from edge.transform import FORMATS, Limits, OutputFormat, Rendered, TransformPool, libvips, render
 from edge.transform.types import MEDIA_TYPES
 from edge.transform_params import Transform
+
+log = logging.getLogger("edge")
 
 #: What a conversion without parameters renders: the defaults (``photo.webp``, q=80).
 CONVERSION = Transform()
@@ -147,13 +157,15 @@ class Transformer:
                     f"{source_key[:300]} is {stat.size} bytes, over {limit}",
                     slug="source_too_large",
                 )
+            refuse_encoded(source_key, stat)
 
             async def read() -> bytes:
                 nonlocal stat  # the validators of the very bytes transformed, for the ETag
                 stat, data = await self.reader.whole(source_key, record, limit)
+                refuse_encoded(source_key, stat)  # replaced since it was looked at
                 return data
 
-            rendered = await self._render(read, resolved, output, record)
+            rendered = await self._render(read, resolved, output, record, source_key)
             if len(rendered.data) > self.max_output_bytes:
                 raise UnprocessableImage(
                     f"output is {len(rendered.data)} bytes, over EDGE_TRANSFORM_MAX_OUTPUT_BYTES"
@@ -184,21 +196,38 @@ class Transformer:
         transform: Transform,
         output: OutputFormat,
         record: Record,
+        source_key: str,
     ) -> Rendered:
         """The engine's work in a pool worker, the source read once the worker is free (so
-        waiting requests hold no source bytes), timed in the worker."""
+        waiting requests hold no source bytes), timed in the worker, stopped at the pool's
+        deadline (EDGE_TRANSFORM_TIMEOUT)."""
         outcome = "unprocessable"
         started = 0.0
+        deadline = self.pool.deadline()
 
         def work(data: bytes) -> Rendered:
             nonlocal outcome, started
             started = time.perf_counter()
-            rendered = render(data, transform.effective(), output, self.limits)
+            try:
+                rendered = render(data, transform.effective(), output, self.limits, deadline)
+            finally:
+                if deadline.passed:  # the request was answered at the deadline: say when
+                    log.warning(  # this worker was free again, and for what it was busy
+                        "transform of %s to %s ran past EDGE_TRANSFORM_TIMEOUT (%g s):"
+                        " answered 503 TRANSFORM_TIMEOUT, worker free again after %.3f s",
+                        source_key[:300],
+                        output,
+                        deadline.seconds,
+                        time.perf_counter() - started,
+                    )
             outcome = "ok"
             return rendered
 
         try:
-            return await self.pool.run(work, prepare=read)
+            return await self.pool.run(work, prepare=read, deadline=deadline)
+        except TransformTimeout:
+            outcome = "timeout"
+            raise
         finally:
             if started:
                 seconds = time.perf_counter() - started
@@ -246,3 +275,15 @@ def variant_etag(source_key: str, stat: Stat, transform: Transform, output: Outp
 
 def _output(path: str) -> OutputFormat | None:
     return FORMATS.get(posixpath.splitext(path)[1].lower())  # photo.JPG is a JPEG too
+
+
+def refuse_encoded(key: str, stat: Stat) -> None:
+    """A source stored with a Content-Encoding (a gzip-compressed SVG) is refused, never
+    decoded: edge sends stored bytes as they are, and makes variants only of plain ones."""
+    encoding = stat.stored("content-encoding")
+    if encoding is not None:
+        raise UnprocessableImage(
+            f"{key[:300]} is stored with Content-Encoding {encoding[:40]}: a transform's"
+            " source must be stored unencoded",
+            slug="source_encoded",
+        )

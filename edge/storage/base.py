@@ -13,6 +13,8 @@ from edge.storage.failures import CHANGED
 #: Bodies move in chunks of this size: large enough that per-chunk overhead is
 #: small, small enough that a slow client holds little memory.
 CHUNK_BYTES = 64 * 1024
+#: The size of an object a store sent without a length (chunked): known once read.
+UNKNOWN_SIZE = -1
 #: The extensions a transform's source may have when the requested name is not stored
 #: (the URL contract's image extensions: the keys of edge/transform/types.py ``FORMATS``,
 #: which a test keeps equal to these), in the order one is preferred when several exist:
@@ -36,10 +38,21 @@ SOURCE_PREFERENCE: tuple[str, ...] = (
 class Stat:
     """What the edge needs to know of a stored object."""
 
-    size: int
+    size: int  # UNKNOWN_SIZE: a store sent it chunked, without a length
     etag: str  # quoted, as sent in the ETag header
     last_modified: int  # Unix seconds
     content_type: str | None  # as stored; None when the store keeps none
+    #: Headers stored with the object (S3's Content-Encoding, Cache-Control,
+    #: Content-Disposition, Content-Language), names lower-case, values checked safe to
+    #: send (:func:`edge.storage.s3_answers.stored_headers`); a folder stores none.
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def stored(self, name: str) -> str | None:
+        """The stored header ``name`` (lower-case), if the object has one."""
+        for stored_name, value in self.metadata:
+            if stored_name == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,40 @@ class Chunk:
         self._data = None
 
 
+class Prefixed:
+    """A body whose first bytes were read ahead: those, then the rest of ``body``."""
+
+    def __init__(self, first: bytes, body: Body) -> None:
+        self._first, self._rest = first, aiter(body)
+        self._body = body
+
+    def __aiter__(self) -> Prefixed:
+        return self
+
+    async def __anext__(self) -> bytes:
+        first, self._first = self._first, b""
+        return first or await anext(self._rest)
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
+
+
+async def read_within(body: Body, limit: int) -> bytes | None:
+    """All of a body of unknown size if it ends within ``limit`` bytes, else None (never
+    more than a chunk past the limit is held); the body is closed whatever happens."""
+    held: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                return None
+            held.append(chunk)
+        return b"".join(held)
+    finally:
+        await body.aclose()
+
+
 async def read_whole(body: Body) -> bytes:
     """All of a (small) body, closing it whatever happens; at once when the body can
     (a file's, :meth:`edge.storage.files.FileChunks.read_rest`)."""
@@ -108,6 +155,9 @@ class Reply:
 
     @property
     def length(self) -> int:
+        """Bytes in the answer's body; UNKNOWN_SIZE for a whole object of unknown size."""
+        if self.stat.size < 0 and self.status == 200:
+            return UNKNOWN_SIZE
         return self.end - self.start + 1
 
 
@@ -131,6 +181,8 @@ def decide(stat: Stat, conditions: Conditions) -> tuple[int, int, int]:
         last_modified=stat.last_modified,
     ):
         return 304, 0, -1
+    if stat.size < 0:  # a size the store did not say: no range of it can be resolved here
+        return 200, 0, -1
     if conditions.range is not None and if_range_holds(
         conditions.if_range, etag=stat.etag, last_modified=stat.last_modified
     ):
@@ -171,16 +223,15 @@ class Storage(ABC):
     async def resume(self, key: str, stat: Stat, start: int, end: int) -> Body:
         """Bytes ``start..end`` of the very object ``stat`` describes, for a download that
         let go of storage while its client was not reading. A replaced object is a
-        StorageError (the download is then cut, never a mix of two objects)."""
-        reply = await self.read(key, Conditions(range=(start, end), if_range=stat.etag), head=False)
+        StorageError (the download is then cut, never a mix of two objects). ``end`` is -1
+        for an object of unknown size: from ``start`` to its end."""
+        asked = (start, end if end >= 0 else None)
+        reply = await self.read(key, Conditions(range=asked, if_range=stat.etag), head=False)
         if (
             reply.status != 206
             or reply.stat.etag != stat.etag
-            or (reply.start, reply.end)
-            != (
-                start,
-                end,
-            )
+            or reply.start != start
+            or (end >= 0 and reply.end != end)
         ):
             if reply.body is not None:
                 await reply.body.aclose()

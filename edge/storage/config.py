@@ -41,6 +41,8 @@ class S3Settings:
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    addressing: Literal["auto", "path", "virtual"] = "auto"
+    check_bucket: bool = False  # Settings says on; a bare S3Settings (a test's) checks nothing
 
 
 def parse_storage(name: str, text: str) -> StorageTarget:

@@ -30,6 +30,10 @@ class Retry(enum.Enum):
     BACKOFF = "yes, with backoff"
     #: Again at once on another connection, not counted: nothing was lost but a connection.
     AT_ONCE = "at once, uncounted"
+    #: Once, signed for the region S3's answer names (edge/storage/region.py), uncounted.
+    REGION = "once, in the region S3 names"
+    #: Again once, asked otherwise (a wrong part: as the explicit range), 2 attempts in all.
+    ONCE = "once, otherwise asked"
     NO = "no"
 
 
@@ -75,6 +79,11 @@ class _Facts(dict[str, object]):
         return "{" + name + "}"
 
 
+class Unconfirmed(NotFound):
+    """A ``404`` that did not say ``NoSuchKey`` (a HEAD's has no document): the S3 client
+    checks that the bucket answers before it stands (:class:`edge.storage.probe.BucketWatch`)."""
+
+
 class Fault(StorageError):
     """A storage error raised from its row: the caller reads there whether to try again."""
 
@@ -98,7 +107,9 @@ class Silence(StorageTimeout):
         return type(self)(self.row, **{**self.facts, **facts})
 
 
-BACKOFF, AT_ONCE, NO = Retry.BACKOFF, Retry.AT_ONCE, Retry.NO
+BACKOFF, AT_ONCE, REGION, ONCE, NO = (
+    Retry.BACKOFF, Retry.AT_ONCE, Retry.REGION, Retry.ONCE, Retry.NO
+)  # fmt: skip
 
 # --- S3: reaching the endpoint, and waiting for its answer ----------------------------
 # fmt: off
@@ -107,10 +118,11 @@ CONNECT_REFUSED = Row(
     "cannot connect to storage at {endpoint}: connection refused")
 DNS_FAILURE = Row(
     "the endpoint's host name does not resolve", BACKOFF, StorageError,
-    "cannot connect to storage: {host} does not resolve ({detail})")
+    "cannot connect to storage at {endpoint}: {host} does not resolve ({detail})")
 TLS_UNTRUSTED = Row(
     "TLS verification fails: the endpoint's certificate is not signed by the system's"
-    " CAs (or `SSL_CERT_FILE`'s), or names another host", BACKOFF, StorageError,
+    " CAs (or `SSL_CERT_FILE`'s; by `AWS_CA_BUNDLE`'s alone when it is set), or names"
+    " another host", BACKOFF, StorageError,
     "cannot connect to storage at {endpoint}: TLS certificate not trusted ({detail})")
 CONNECT_FAILED = Row(
     "any other failure to connect: a reset, an unreachable network, a failed TLS handshake",
@@ -127,13 +139,13 @@ STALE_CONNECTION = Row(
     instead="nothing: the request goes on another connection")
 READ_TIMEOUT = Row(
     "silence before the answer: no status line and headers within `EDGE_S3_READ_TIMEOUT`",
-    BACKOFF, StorageTimeout, "storage silent for {timeout} s before answering")
+    BACKOFF, StorageTimeout, "storage at {endpoint} silent for {timeout} s before answering")
 CLOSED_BEFORE_ANSWER = Row(
     "the connection is closed or reset before the answer's headers are complete",
-    BACKOFF, StorageError, "storage connection {how} {when}")
+    BACKOFF, StorageError, "storage connection to {endpoint} {how} {when}")
 MALFORMED = Row(
-    "a malformed answer: not HTTP/1.1, a bad header, an interim `1xx` edge never asks for",
-    BACKOFF, StorageError, "storage sent {detail}")
+    "a malformed answer: not HTTP/1.x, a bad status line or header (an interim `1xx` is"
+    " skipped)", BACKOFF, StorageError, "storage at {endpoint} sent {detail}")
 
 # --- S3: its answer's status (first row that matches wins) ----------------------------
 NOT_MODIFIED = Row(
@@ -146,21 +158,34 @@ RANGE_NOT_SATISFIABLE = Row(
     "`416`: the range starts past the end", NO, RangeNotSatisfiable,
     "S3: range not satisfiable for {key}", statuses=(416,))
 WRONG_REGION = Row(
-    "`301 PermanentRedirect` (or `307`): the bucket is in another region than"
-    " `EDGE_S3_REGION`; edge follows no redirect", NO, StorageError,
+    "`301 PermanentRedirect` (or `307`): the bucket is in another region than the one edge"
+    " signs for; S3 names it in `x-amz-bucket-region`. Edge signs for that region from then"
+    " on and asks again, once; this row is a second such answer (or one naming no region)",
+    REGION, StorageError,
     "S3 answered {answer} for {key}: the bucket is in region {region}, edge signs for"
     " {signing_region}; set EDGE_S3_REGION", statuses=(301, 307))
 REDIRECT = Row(
     "any other `3xx`", NO, StorageError,
     "S3 answered {answer} for {key}: edge follows no redirect", statuses=range(300, 400))
 NO_SUCH_BUCKET = Row(
-    "`404 NoSuchBucket` (or a `404` to `/readyz`'s HEAD of the bucket): no bucket of that"
-    " name at the endpoint", NO, StorageError,
+    "`404 NoSuchBucket`, or a `404` to a request of the bucket itself (the start-up"
+    " listing, `/readyz`'s HEAD of the bucket, the check a bare `404` brings): no bucket of"
+    " that name at the endpoint", NO, StorageError,
     "S3 answered {answer} for {key}: no bucket {bucket} at {endpoint}; check EDGE_STORAGE",
     statuses=(404,), codes=frozenset({"NoSuchBucket"}))
 NO_SUCH_KEY = Row(
-    "`404 NoSuchKey`, or any other `404`: a HEAD's `404` has no body to say which, so a"
-    " HEAD cannot tell a missing bucket", NO, NotFound, "no object {key}", statuses=(404,))
+    "`404 NoSuchKey`: no such object", NO, NotFound, "no object {key}", statuses=(404,),
+    codes=frozenset({"NoSuchKey"}))
+BARE_NOT_FOUND = Row(
+    "`404` without an error document: every HEAD's (a HEAD has no body to say why), or an"
+    " empty one. Edge asks whether the bucket answers (a HEAD of the bucket, its answer kept"
+    " for 5 s): a bucket gone is `NO_SUCH_BUCKET`, else the object is missing", NO,
+    Unconfirmed, "no object {key}", statuses=(404,), codes=frozenset({""}))
+NOT_THE_OBJECT = Row(
+    "`404` with any other error document (not `NoSuchKey`), or a page that is no S3 error"
+    " document (a proxy's, a website's): not about the object, so never `404`", NO,
+    StorageError, "S3 answered {answer} for {key}: a 404 that does not say NoSuchKey, so"
+    " not about the object (check EDGE_STORAGE and the endpoint)", statuses=(404,))
 BAD_CREDENTIALS = Row(
     "`403 SignatureDoesNotMatch`, `InvalidAccessKeyId`, `ExpiredToken`: S3 refuses the"
     " credentials (a wrong secret, a deleted key)", NO, StorageError,
@@ -178,7 +203,9 @@ ACCESS_DENIED = Row(
     " the role)", statuses=(403,))
 SIGNED_FOR_ANOTHER_REGION = Row(
     "`400 AuthorizationHeaderMalformed`: signed for another region than the bucket's (MinIO"
-    " and S3's global endpoint name the right one)", NO, StorageError,
+    " and S3's global endpoint name the right one in `<Region>`). Edge signs for that region"
+    " from then on and asks again, once; this row is a second such answer (or one naming"
+    " no region)", REGION, StorageError,
     "S3 answered {answer} for {key}: the bucket is in region {region}, edge signs for"
     " {signing_region}; set EDGE_S3_REGION", statuses=(400,),
     codes=frozenset({"AuthorizationHeaderMalformed"}))
@@ -203,24 +230,39 @@ SERVER_ERROR = Row(
 
 # --- S3: the answer's shape, and its body ----------------------------------------------
 NO_LENGTH = Row(
-    "no `Content-Length` (or a chunked body)", NO, StorageError,
+    "neither a `Content-Length` nor a chunked body: a body that ends when the connection"
+    " does, so a cut one cannot be told from a whole one", NO, StorageError,
     "S3 sent no usable length for {key}: {detail}")
 UNASKED_PART = Row(
-    "a `206` where the whole object was asked", NO, StorageError,
-    "S3 sent a part of {key} nobody asked for: {detail}")
+    "a `206` where the whole object was asked; a `304` to a GET without conditions", NO,
+    StorageError, "S3 sent an answer for {key} nobody asked for: {detail}")
 WRONG_PART = Row(
-    "a `Content-Range` that is not the range asked, does not parse, or disagrees with"
-    " `Content-Length`", NO, StorageError, "S3 sent the wrong part of {key}: {detail}")
+    "a `Content-Range` that does not parse, or disagrees with `Content-Length`", NO,
+    StorageError, "S3 sent the wrong part of {key}: {detail}")
+WIDER_PART = Row(
+    "a part holding more than the range asked: a wider `Content-Range` (s3rver answers"
+    " `bytes=0-0` with the whole object), or a `200` with the whole object (a store that"
+    " ignores `Range`)", NO, None, "",
+    instead="the asked bytes, cut out of it (not a failure)")
+MISSING_PART = Row(
+    "a `Content-Range` that leaves out bytes of the range asked (s3rver answers a suffix"
+    " `bytes=-5` with the first six bytes), twice: edge asks again once, for the explicit"
+    " range (`bytes=5-9`)", ONCE, StorageError, "S3 sent the wrong part of {key}: {detail}")
+BARE_NOT_MODIFIED = Row(
+    "a `304` without `ETag` or `Last-Modified` (s3rver's)", NO, None, "",
+    instead="`304 Not Modified` with the validators of a HEAD of the object, the conditions"
+    " decided on them (not a failure)")
 BAD_LISTING = Row(
     "a listing (where a transform's source is looked for) that is not a `ListBucketResult`"
     " XML document (a DTD is refused), or is longer than 448 KiB (`LIST_BYTES`)", NO,
     StorageError, "S3 sent an unreadable listing of {key}: {detail}")
 BODY_TIMEOUT = Row(
     "silence mid-body for `EDGE_S3_READ_TIMEOUT`", NO, StorageTimeout,
-    "S3 body of {key} stalled for {timeout} s", body=True)
+    "S3 body of {key} from {endpoint} stalled for {timeout} s", body=True)
 BODY_CUT = Row(
-    "a truncated body: the connection closed or reset mid-body, or the body stops parsing",
-    NO, StorageError, "S3 body of {key} cut short: {detail}", body=True)
+    "a truncated body: the connection closed or reset mid-body (before a chunked body's"
+    " last chunk), or the body stops parsing",
+    NO, StorageError, "S3 body of {key} from {endpoint} cut short: {detail}", body=True)
 CREDENTIALS = Row(
     "the AWS credential chain fails to refresh (metadata service unreachable, a bad"
     " profile, a failing `credential_process`)", NO, StorageError, "S3 credentials: {detail}")
@@ -259,14 +301,15 @@ FILE_ROOT = Row(
 #: Statuses, in the order they are matched.
 S3_ANSWERS: tuple[Row, ...] = (
     NOT_MODIFIED, PRECONDITION_FAILED, RANGE_NOT_SATISFIABLE, WRONG_REGION, REDIRECT,
-    NO_SUCH_BUCKET, NO_SUCH_KEY, BAD_CREDENTIALS, CLOCK_SKEWED, ACCESS_DENIED,
-    SIGNED_FOR_ANOTHER_REGION, TOO_MANY_REQUESTS, CLIENT_ERROR, INTERNAL_ERROR, BAD_GATEWAY,
-    SLOW_DOWN, GATEWAY_TIMEOUT, SERVER_ERROR,
+    NO_SUCH_BUCKET, NO_SUCH_KEY, BARE_NOT_FOUND, NOT_THE_OBJECT, BAD_CREDENTIALS, CLOCK_SKEWED,
+    ACCESS_DENIED, SIGNED_FOR_ANOTHER_REGION, TOO_MANY_REQUESTS, CLIENT_ERROR, INTERNAL_ERROR,
+    BAD_GATEWAY, SLOW_DOWN, GATEWAY_TIMEOUT, SERVER_ERROR,
 )  # fmt: skip
 S3_ROWS: tuple[Row, ...] = (
     CONNECT_REFUSED, DNS_FAILURE, TLS_UNTRUSTED, CONNECT_FAILED, CONNECT_TIMEOUT, POOL_BUSY,
-    STALE_CONNECTION, READ_TIMEOUT, CLOSED_BEFORE_ANSWER, MALFORMED, *S3_ANSWERS, NO_LENGTH,
-    UNASKED_PART, WRONG_PART, BAD_LISTING, BODY_TIMEOUT, BODY_CUT, CREDENTIALS, CHANGED,
+    STALE_CONNECTION, READ_TIMEOUT, CLOSED_BEFORE_ANSWER, MALFORMED, *S3_ANSWERS,
+    BARE_NOT_MODIFIED, NO_LENGTH, UNASKED_PART, WRONG_PART, WIDER_PART, MISSING_PART,
+    BAD_LISTING, BODY_TIMEOUT, BODY_CUT, CREDENTIALS, CHANGED,
 )  # fmt: skip
 FILE_ROWS: tuple[Row, ...] = (
     FILE_MISSING, FILE_OUTSIDE, FILE_NOT_REGULAR, FILE_DENIED, FILE_OPEN_FAILED, FILE_SHRANK,

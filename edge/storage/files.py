@@ -11,6 +11,7 @@ Each failure is raised from its row of :mod:`edge.storage.failures`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat as stat_module
 from pathlib import Path
@@ -34,6 +35,8 @@ from edge.storage.failures import (
     file_open_row,
 )
 
+log = logging.getLogger("edge")
+
 #: Opened without blocking: a FIFO would otherwise hold a thread until a writer came
 #: (it is then refused as not a regular file); reads of regular files ignore the flag.
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
@@ -49,6 +52,17 @@ class FileStorage(Storage):
         self._folders = {
             v: os.path.realpath(self.root / v) + os.sep for v in ("public", "private", "presets")
         }
+
+    async def open(self) -> None:
+        """Start, but say so when ``public/`` or ``private/`` is missing: the edge would
+        answer 404 for each of their images (``edge check-storage`` says it too)."""
+        from edge.storage.report import missing_folders
+
+        for folder in missing_folders(str(self.root)):
+            log.warning(
+                "EDGE_STORAGE: %s has no %s folder inside: every %s image is 404",
+                *(self.root, folder, folder[:-1]),
+            )
 
     async def check(self) -> None:
         if not await asyncio.to_thread(self.root.is_dir):

@@ -1,11 +1,21 @@
-"""An S3 bucket (or MinIO, Ceph, R2...) as storage, read over edge's own HTTP client.
+"""An S3 bucket (or MinIO, Ceph, R2...) as storage, read over aiohttp with edge's signer.
 
-A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent on a
-kept-alive connection from a bounded pool (:mod:`edge.storage.wire`). botocore
-is no longer on that path: its generic request pipeline (hooks, models,
-parsers) cost more CPU per object than the whole edge request around it. It
-still finds the credentials (environment, profiles, web identity, instance
-roles, refreshed before they expire) and the region.
+A cold miss is one GET: signed here (:mod:`edge.storage.sigv4`), sent by aiohttp
+on a kept-alive connection from a bounded pool (:mod:`edge.storage.wire`), with
+the CA bundle and proxy botocore would use (:mod:`edge.storage.network`).
+botocore is no longer on that path: its generic request pipeline (hooks,
+models, parsers) cost more CPU per object than the whole edge request around
+it. It still finds the credentials (environment, profiles, web identity,
+instance roles, refreshed before they expire), the region and the CA bundle.
+
+A body sent chunked (no ``Content-Length``) is read ahead (:func:`unsized`); a
+Range is forwarded as ever: a part's ``Content-Range`` gives its length, and a
+store that ignores the Range sends the whole object.
+
+Where requests go (the endpoint as the AWS SDKs find it, path-style or
+virtual-hosted addressing) is :mod:`edge.storage.endpoint`'s; the region signed for,
+and how S3's answer changes it, :mod:`edge.storage.region`'s; the start-up check of the
+bucket, and what a bare ``404`` is, :mod:`edge.storage.probe`'s.
 
 Where a transform's source is looked for (:meth:`S3Storage.siblings`) is one
 ListObjectsV2 of the names that begin with the requested stem and a dot, one
@@ -22,13 +32,11 @@ from there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-import re
-import ssl
 import time
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from edge.errors import ConfigError, RangeNotSatisfiable
 from edge.http import entity_tags, http_date, parse_http_date, parse_if_range, range_header
@@ -43,16 +51,23 @@ from edge.storage.base import (
     sibling_names,
 )
 from edge.storage.config import S3Settings
+from edge.storage.endpoint import Address, Endpoint, find_endpoint
 from edge.storage.failures import (
     BACKOFF,
     CREDENTIALS,
+    MISSING_PART,
+    NO_LENGTH,
     NOT_MODIFIED,
     PRECONDITION_FAILED,
     UNASKED_PART,
     WRONG_PART,
     Fault,
     Silence,
+    Unconfirmed,
 )
+from edge.storage.network import ca_bundle, proxy_for, tls_context
+from edge.storage.probe import BucketWatch, check_at_start
+from edge.storage.region import bucket_region, first_region, region_named
 from edge.storage.s3_answers import (
     LIST_KEYS,
     Refusal,
@@ -60,19 +75,23 @@ from edge.storage.s3_answers import (
     error_document,
     length_of,
     listing,
+    not_modified_stat,
     refusal,
     span_of,
     stat_of,
+    unsized,
 )
+from edge.storage.s3_parts import Slice, cut
 from edge.storage.sigv4 import Credentials, Signer, canonical_query, object_path
 from edge.storage.wire import Pool, Response
+
+log = logging.getLogger("edge")
 
 #: Backoff before attempt n+1: a random share of min(BACKOFF_CAP, BACKOFF_BASE * 2**n).
 BACKOFF_BASE, BACKOFF_CAP = 0.025, 0.5
 #: Temporary credentials are looked at again this often (botocore refreshes them
 #: well before expiry; a static key is read once).
 CREDENTIALS_SECONDS = 60.0
-_DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 def find_credentials() -> bool:
@@ -95,10 +114,18 @@ class S3Storage(Storage):
         self._connect_timeout = settings.connect_timeout
         self._read_timeout = settings.read_timeout
         self._max_attempts = settings.max_attempts
+        self._addressing = settings.addressing
+        self._check_bucket = settings.check_bucket
         self._pool: Pool | None = None
+        self._retired: list[Pool] = []  # pools of an address left for another region's
         self._signer = Signer(region=settings.region or "us-east-1")
+        self.region_source = ""  # where the first region signed for came from
+        self.endpoint: Endpoint | None = None  # set by open()
+        self.address: Address | None = None
         self._host = ""  # the Host header, port included when not the scheme's default
         self._bucket_path = ""  # "/bucket" for path-style addressing, "" for virtual-hosted
+        self._ca_bundle: str | None = None  # AWS_CA_BUNDLE, else the profile's ca_bundle
+        self._watch = BucketWatch(self.check)  # what a bare 404 is (edge/storage/probe.py)
         self._source: Any = None  # botocore's credentials, refreshed by botocore
         self._credentials = Credentials("", "")
         self._credentials_until = 0.0
@@ -107,36 +134,74 @@ class S3Storage(Storage):
         from aiobotocore.session import get_session  # the credential chain only
 
         session = get_session()
-        region = self._region or session.get_config_variable("region") or "us-east-1"
+        region, self.region_source = first_region(self._region, session)
+        self.endpoint = find_endpoint(self._endpoint_url, self._addressing, session)
         self._signer = Signer(region=region)
         self._source = await session.get_credentials()
         if self._source is None:  # find_credentials() said there were some
             raise ConfigError("EDGE_STORAGE: the AWS credentials are gone")
         await self._fresh_credentials()
-        if self._endpoint_url:  # MinIO, Ceph, moto: path-style, rarely wildcard DNS
-            parts = urlsplit(self._endpoint_url)
-            tls = parts.scheme == "https"
-            host, port = parts.hostname or "", parts.port or (443 if tls else 80)
-            self._bucket_path = object_path(None, self.bucket)
-        elif _DNS_BUCKET.fullmatch(self.bucket):  # AWS, virtual-hosted
-            tls, host, port = True, f"{self.bucket}.s3.{region}.amazonaws.com", 443
-        else:  # dots in the name break the wildcard certificate: path-style
-            tls, host, port = True, f"s3.{region}.amazonaws.com", 443
-            self._bucket_path = object_path(None, self.bucket)
-        self._host = host if port == (443 if tls else 80) else f"{host}:{port}"
+        self._ca_bundle = ca_bundle(session)  # botocore's: trusted for an https endpoint
+        self._reach(self.endpoint.address(self.bucket, region))
+        if self._check_bucket:
+            try:
+                await check_at_start(lambda: self.first_key(""), self.bucket)
+            except BaseException:  # no start: its connections end here, none left to the GC
+                await self.aclose()
+                raise
+
+    def _reach(self, address: Address) -> None:
+        """Send every request to ``address`` from now on, on a pool of its own (an earlier
+        pool's connections end at aclose, their answers read)."""
+        if self._pool is not None:
+            self._retired.append(self._pool)
+        self.address, self._host, self._bucket_path = (
+            address,
+            address.host_header,
+            address.bucket_path,
+        )
         self._pool = Pool(
-            host=host,
-            port=port,
-            tls=ssl.create_default_context() if tls else None,
+            scheme="https" if address.tls else "http",
+            host=address.host,
+            port=address.port,
+            name=address.endpoint,  # the name a log shows, not localhost's alias
+            tls=tls_context(self._ca_bundle) if address.tls else None,
+            proxy=proxy_for(address.url),
             limit=self._max_connections,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
         )
 
+    def use_region(self, region: str) -> None:
+        """Sign for ``region`` from now on, and on AWS's own endpoints go to its host."""
+        if region == self._signer.region:
+            return
+        log.warning(
+            "bucket %s is in region %s, not %s: edge signs for %s from now on (set"
+            " EDGE_S3_REGION=%s to start with it)",
+            *(self.bucket, region, self._signer.region, region, region),
+        )
+        self._signer = Signer(region=region)
+        assert self.endpoint is not None
+        address = self.endpoint.address(self.bucket, region)
+        if address != self.address:
+            self._reach(address)
+
+    @property
+    def region(self) -> str:
+        return self._signer.region
+
+    @property
+    def credential_source(self) -> str:
+        """botocore's name for where the credentials came from (``env``,
+        ``shared-credentials-file``, ``assume-role``, ``iam-role``...): never a secret."""
+        return str(getattr(self._source, "method", "") or "unknown")
+
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
+        for pool in (*self._retired, self._pool):
+            if pool is not None:
+                await pool.aclose()
+        self._pool, self._retired = None, []
 
     async def check(self) -> None:
         """A HEAD of the bucket: any refusal is its row's error (a 404 is NoSuchBucket)."""
@@ -144,6 +209,25 @@ class S3Storage(Storage):
         if isinstance(answer, Refusal):
             raise answer.exception(**self._facts(f"bucket {self.bucket}"))
         answer.release()
+
+    async def first_key(self, folder: str) -> str | None:
+        """A key stored under ``folder`` (``public/``; ``""``: anything under the prefix),
+        or None: one listing of one key. A refusal is its row's error (a 404: no bucket).
+        With no EDGE_S3_REGION, the answer's ``x-amz-bucket-region`` is the region signed
+        for from then on. ListObjects (v1), the same permission as V2's: s3rver fails every
+        truncated V2 listing (its continuation token is DES, which OpenSSL 3 refuses)."""
+        what = f"s3://{self.bucket}/{self.prefix}{folder}"
+        query = canonical_query(
+            [("prefix", self.prefix + folder), ("max-keys", "1"), ("encoding-type", "url")]
+        )
+        path = self._bucket_path or "/"
+        answer = await self._send("GET", path, [], query=query, key=what, bucket=True)
+        if isinstance(answer, Refusal):
+            raise answer.exception(**self._facts(what))
+        if not self._region and (region := bucket_region(answer.headers)):
+            self.use_region(region)
+        keys = await listing(answer, what)
+        return keys[0] if keys else None
 
     async def siblings(self, key: str) -> list[str]:
         """One ListObjectsV2 (path-style or virtual-hosted, as the reads): the names under
@@ -173,15 +257,21 @@ class S3Storage(Storage):
         return [directory + name for name in names if name in found]
 
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
-        if head:
-            response = await self._object("HEAD", key, [])
-            response.release()
-            stat = stat_of(response.headers, length_of(response.headers, key))
-            status, start, end = decide(stat, conditions)
-            return Reply(status, stat, start, end, None)
-        return await self._get(key, conditions)
+        try:
+            if head:
+                response = await self._object("HEAD", key, [])
+                response.release()
+                stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
+                status, start, end = decide(stat, conditions)
+                return Reply(status, stat, start, end, None)
+            return await self._get(key, conditions)
+        except Unconfirmed:  # a 404 without a document (a HEAD's): is the bucket there?
+            await self._watch.confirm()
+            raise
 
-    async def _get(self, key: str, conditions: Conditions) -> Reply:
+    async def _get(self, key: str, conditions: Conditions, *, again: bool = False) -> Reply:
+        """A GET under ``conditions``; ``again``: a retry after a wrong part (see
+        :mod:`edge.storage.s3_parts`), whose own wrong part is an error."""
         headers: list[tuple[str, str]] = []
         tags = entity_tags(conditions.if_none_match or "")
         if tags and len(tags) == 1:
@@ -200,7 +290,12 @@ class S3Storage(Storage):
         try:
             response = await self._object("GET", key, headers)
         except _NotModified as not_modified:
-            return Reply(304, not_modified.stat, 0, -1, None)
+            if not any(name.startswith("if-") and name != "if-match" for name, _ in headers):
+                detail = "304 to a GET without If-None-Match or If-Modified-Since"
+                raise UNASKED_PART.exception(key=key, detail=detail) from None
+            if not_modified.stat.etag and not_modified.stat.last_modified:
+                return Reply(304, not_modified.stat, 0, -1, None)
+            return await self._revalidated(key, conditions)
         except _PreconditionFailed:  # If-Range did not hold: the whole object
             return await self._get(key, replace(conditions, range=None, if_range=None))
         except RangeNotSatisfiable as error:
@@ -210,38 +305,72 @@ class S3Storage(Storage):
                 error.size = length_of(head.headers, key)
             raise
         try:
-            return await self._reply(key, response, conditions)
+            return await self._reply(key, response, conditions, again=again)
         except BaseException:
             response.release()
             raise
 
-    async def _reply(self, key: str, response: Response, conditions: Conditions) -> Reply:
+    async def _reply(
+        self, key: str, response: Response, conditions: Conditions, *, again: bool = False
+    ) -> Reply:
+        """The answer checked against what was asked (:mod:`edge.storage.s3_parts`): the
+        decision the folder storage makes, on the validators S3 sent, and exactly its bytes."""
         headers = response.headers
-        length = length_of(headers, key)
+        length = response.length
+        if length < 0 and not response.chunked:  # ends when the connection does: a cut one too
+            raise NO_LENGTH.exception(key=key, detail="neither a Content-Length nor chunked")
         content_range = headers.get("content-range")
         span = None if content_range is None else span_of(content_range, key)
+        if span is not None and length < 0:  # a part, chunked: as long as its range
+            length = span[1] - span[0] + 1
         stat = stat_of(headers, length if span is None else span[2])
         status, start, end = decide(stat, conditions)  # the decision the files backend makes
         if status == 304:  # a condition S3 did not evaluate (a list of ETags, "*")
             await response.drain()  # the object's bytes, unread: never the next answer's
             return Reply(304, stat, 0, -1, None)
-        if span is None:  # the whole object, also a correct answer to a Range a store ignored
-            status, start, end = 200, 0, stat.size - 1
-        elif conditions.range is None:
-            raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
-        elif status == 200:  # If-Range failed here: the whole object, once
-            await response.drain()
+        answered = (0, stat.size - 1) if span is None else span[:2]
+        if length != answered[1] - answered[0] + 1:
+            detail = f"{length} bytes for a span of {answered[1] - answered[0] + 1}"
+            raise WRONG_PART.exception(key=key, detail=detail)
+        if status == 200 and span is not None:
+            if conditions.range is None:
+                raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
+            await response.drain()  # If-Range failed here: the whole object, once
             return await self._get(key, replace(conditions, range=None, if_range=None))
-        elif span[:2] != (start, end):
-            detail = f"bytes {span[0]}-{span[1]} for a request of {start}-{end}"
-            raise WRONG_PART.exception(key=key, detail=detail)
-        if length != end - start + 1:
-            detail = f"{length} bytes for a span of {end - start + 1}"
-            raise WRONG_PART.exception(key=key, detail=detail)
+        if length < 0:  # a whole object sent chunked (its size unknown): read ahead
+            whole = await unsized(response, stat, key)
+            if whole.data is None:  # longer than a chunk: the whole object, streamed
+                return whole
+            status, start, end = decide(whole.stat, conditions)  # its size known now
+            return Reply(status, whole.stat, start, end, None, whole.data[start : end + 1])
         chunks = S3Chunks(response, length, key)
+        where = cut(answered, (start, end))
+        if where is None:  # the store left out some of the asked bytes
+            if again:
+                detail = f"bytes {answered[0]}-{answered[1]} for a request of {start}-{end}"
+                raise MISSING_PART.exception(key=key, detail=detail)
+            await response.drain()
+            return await self._get(key, replace(conditions, range=(start, end)), again=True)
+        skip, take = where
         if length <= CHUNK_BYTES:
-            return Reply(status, stat, start, end, None, await read_whole(chunks))
-        return Reply(status, stat, start, end, chunks)
+            data = await read_whole(chunks)
+            return Reply(status, stat, start, end, None, data[skip : skip + take])
+        if (skip, take) == (0, length):
+            return Reply(status, stat, start, end, chunks)
+        return Reply(status, stat, start, end, Slice(chunks, skip, take))
+
+    async def _revalidated(self, key: str, conditions: Conditions) -> Reply:
+        """A ``304`` naming no ETag or no Last-Modified (s3rver's name neither): the
+        validators come from a HEAD of the object, and the conditions are decided on them
+        here; if they no longer hold (the object changed in between), the object is read
+        without them (a ``200`` is always a correct answer to a conditional GET)."""
+        head = await self._object("HEAD", key, [])
+        head.release()
+        stat = stat_of(head.headers, length_of(head.headers, key))
+        if decide(stat, conditions)[0] == 304:
+            return Reply(304, stat, 0, -1, None)
+        fresh = replace(conditions, if_none_match=None, if_modified_since=None)
+        return await self._get(key, fresh)  # a 304 to it is UNASKED_PART: no loop
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
         """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""
@@ -250,8 +379,7 @@ class S3Storage(Storage):
         if isinstance(answer, Response):
             return answer
         if answer.row is NOT_MODIFIED:
-            modified = parse_http_date(answer.headers.get("last-modified")) or 0
-            raise _NotModified(Stat(-1, answer.headers.get("etag", '""'), modified, None))
+            raise _NotModified(not_modified_stat(answer.headers))
         if answer.row is PRECONDITION_FAILED:
             raise _PreconditionFailed
         raise answer.exception(**self._facts(key))
@@ -274,14 +402,12 @@ class S3Storage(Storage):
         if time.monotonic() >= self._credentials_until:
             await self._fresh_credentials()
         target = f"{path}?{query}" if query else path
-        attempt = 1
+        attempt, moved = 1, False
         while True:
             signed = self._signer.headers(method, self._host, path, self._credentials, query)
-            lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._host}\r\n"]
-            lines += [f"{name}: {value}\r\n" for name, value in (*signed, *headers)]
-            request = "".join(lines).encode("latin-1") + b"\r\n"
+            sent = {"host": self._host, **dict(signed), **dict(headers)}
             try:
-                response = await self._pool.request(request, head_only=method == "HEAD")
+                response = await self._pool.request(method, target, sent)
             except (Fault, Silence) as error:
                 if error.row.retry is not BACKOFF or attempt >= self._max_attempts:
                     raise error.again(key=key, attempts=attempt) from None
@@ -295,6 +421,10 @@ class S3Storage(Storage):
                 answer = refusal(
                     response.status, response.headers, document, bucket=bucket, attempts=attempt
                 )
+                if not moved and (region := region_named(answer.row, answer.region)):
+                    self.use_region(region)  # S3 named the bucket's region: once, signed for it
+                    moved = True
+                    continue
                 if answer.row.retry is not BACKOFF or attempt >= self._max_attempts:
                     return answer
             await asyncio.sleep(random.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))

@@ -1,22 +1,25 @@
 """Reading S3's answers: a refusal classified into its row of the failure table, a body a
-chunk at a time, the lengths and ranges an answer must get right, and a listing's keys
-(each failure raised from its row of :mod:`edge.storage.failures`)."""
+chunk at a time (a chunked one read ahead), the lengths and ranges an answer must get
+right, and a listing's keys (each failure raised from its row of
+:mod:`edge.storage.failures`)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import unquote_plus
 from xml.parsers import expat
 
 from edge.errors import EdgeError
 from edge.http import parse_http_date
-from edge.storage.base import Stat
+from edge.storage.base import CHUNK_BYTES, Prefixed, Reply, Stat
 from edge.storage.failures import (
     BAD_LISTING,
     BODY_CUT,
     NO_LENGTH,
     NO_SUCH_BUCKET,
+    NOT_THE_OBJECT,
     WRONG_PART,
     Fault,
     Row,
@@ -46,6 +49,16 @@ _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 _CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _REGION = re.compile(rb"<Region>([a-z0-9-]{1,32})</Region>")
 _OBJECT_SIZE = re.compile(rb"<ActualObjectSize>(\d{1,20})</ActualObjectSize>")
+#: The headers S3 stores with an object (set at upload) that edge may send on: the
+#: Content-Encoding always, the others where EDGE_S3_PASS_HEADERS names them.
+STORED_HEADERS = ("content-encoding", "cache-control", "content-disposition", "content-language")
+#: A stored header's value edge sends on: visible ASCII and spaces, not starting or
+#: ending with a space, at most 1,024 characters. No CR, LF or other control character
+#: (a value that could end the header and start another is never sent), no byte past
+#: ASCII (HTTP/1.1 gives them no meaning). A value that is not is dropped.
+_SAFE_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,1022}[\x21-\x7e])?")
+#: A Content-Encoding: a comma-separated list of codings (RFC 9110 tokens).
+_CODINGS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +70,7 @@ class Refusal:
     code: str  # S3's error code, "" when it sent no document (every HEAD)
     region: str  # the bucket's region, if S3 named it
     size: int  # the object's size, if a 416 said it; else -1
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     attempts: int  # made, this one included
 
     def exception(self, **facts: object) -> EdgeError:
@@ -71,7 +84,7 @@ class Refusal:
 
 def refusal(
     status: int,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     document: bytes,
     *,
     bucket: bool = False,
@@ -85,13 +98,19 @@ def refusal(
     if not region and (named := _REGION.search(document)):
         region = named.group(1).decode("ascii")
     size = _OBJECT_SIZE.search(document)
-    row = NO_SUCH_BUCKET if bucket and status == 404 else answer_row(status, code)
+    if bucket and status == 404:
+        row = NO_SUCH_BUCKET
+    elif status == 404 and document and not found:  # a page, but no S3 error document
+        row = NOT_THE_OBJECT
+    else:
+        row = answer_row(status, code)
     size_said = int(size.group(1)) if size else -1
     return Refusal(row, status, code, region, size_said, headers, attempts)
 
 
 class S3Chunks:
-    """An S3 body a chunk at a time; a short body is an error, never a clean end."""
+    """An S3 body a chunk at a time; a short body is an error, never a clean end. A chunked
+    body (``length`` -1) ends at its last chunk; one cut before it is BODY_CUT too."""
 
     def __init__(self, response: Response, length: int, key: str) -> None:
         self._response, self._left, self._key = response, length, key
@@ -100,19 +119,43 @@ class S3Chunks:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._left <= 0:
+        if self._left == 0:
             raise StopAsyncIteration
         try:
             data = await self._response.read()
         except (Fault, Silence) as error:  # BODY_TIMEOUT or BODY_CUT: the key is known here
             raise error.again(key=self._key) from None
         if not data:
-            raise BODY_CUT.exception(key=self._key, detail=f"it ended {self._left} bytes early")
-        self._left -= len(data)
+            if self._left < 0:  # chunked: aiohttp saw its last chunk
+                raise StopAsyncIteration
+            detail = f"it ended {self._left} bytes early"
+            endpoint = self._response.endpoint
+            raise BODY_CUT.exception(key=self._key, endpoint=endpoint, detail=detail)
+        if self._left > 0:
+            self._left -= len(data)
         return data
 
     async def aclose(self) -> None:
         self._response.release()  # kept if the body is all in (even unread), else closed
+
+
+async def unsized(response: Response, stat: Stat, key: str) -> Reply:
+    """A whole object sent chunked, read ahead up to CHUNK_BYTES: one that ends there is an
+    object of known size (read whole, its connection released); else the rest streams
+    after what was read, its size unknown (``Stat.size`` and the reply's end -1)."""
+    chunks = S3Chunks(response, -1, key)
+    held: list[bytes] = []
+    size = 0
+    while size <= CHUNK_BYTES:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            response.release()
+            data = b"".join(held)
+            return Reply(200, replace(stat, size=len(data)), 0, len(data) - 1, None, data)
+        held.append(chunk)
+        size += len(chunk)
+    return Reply(200, stat, 0, -1, Prefixed(b"".join(held), chunks))
 
 
 async def error_document(response: Response) -> bytes:
@@ -122,7 +165,7 @@ async def error_document(response: Response) -> bytes:
         return b""
 
 
-def length_of(headers: dict[str, str], key: str) -> int:
+def length_of(headers: Mapping[str, str], key: str) -> int:
     text = headers.get("content-length")
     if text is None or not _LENGTH.fullmatch(text):
         raise NO_LENGTH.exception(key=key, detail=f"Content-Length {text!r:.40}")
@@ -138,13 +181,43 @@ def span_of(text: str, key: str) -> tuple[int, int, int]:
     return int(first), int(last), int(size)
 
 
-def stat_of(headers: dict[str, str], size: int) -> Stat:
+def stat_of(headers: Mapping[str, str], size: int) -> Stat:
     return Stat(
         size=size,
         etag=headers.get("etag", '""'),
         last_modified=parse_http_date(headers.get("last-modified")) or 0,
         content_type=headers.get("content-type"),
+        metadata=stored_headers(headers),
     )
+
+
+def not_modified_stat(headers: Mapping[str, str]) -> Stat:
+    """What a ``304`` says of the object: its validators (an empty ETag, a 0 date where it
+    names none: s3rver's name neither), and the stored headers it repeats."""
+    return Stat(
+        size=-1,
+        etag=headers.get("etag", ""),
+        last_modified=parse_http_date(headers.get("last-modified")) or 0,
+        content_type=None,
+        metadata=stored_headers(headers),
+    )
+
+
+def stored_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The :data:`STORED_HEADERS` an answer carries whose values are safe to send on (see
+    :data:`_SAFE_VALUE`); a Content-Encoding must also be a list of codings, and is
+    dropped when it says ``identity`` (no coding at all)."""
+    found = []
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if value is None or not _SAFE_VALUE.fullmatch(value):
+            continue
+        if name == "content-encoding" and (
+            not _CODINGS.fullmatch(value) or value.lower() == "identity"
+        ):
+            continue
+        found.append((name, value))
+    return tuple(found)
 
 
 async def listing(response: Response, what: str) -> list[str]:

@@ -5,7 +5,9 @@ threads run in parallel): the pipeline runs it in :class:`edge.transform.Transfo
 Every limit is checked from the header and the plan before any pixel is decoded
 (:mod:`edge.transform.source`); a source that fails to decode later (truncated, corrupt)
 fails at the one place pixels are pulled, and every libvips error becomes
-``UnprocessableImage`` with libvips' words as the reason.
+``UnprocessableImage`` with libvips' words as the reason. With a :class:`Deadline`, each
+image is watched before it is computed, and work past the deadline stops at its next
+tile with ``TransformTimeout`` (:mod:`edge.transform.deadline`).
 
 Where pixels are decoded: the plan's first step is libvips' ``thumbnail`` at the size the
 geometry needs, so JPEG decodes at 1/2, 1/4 or 1/8 scale (the smallest that leaves the
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import pyvips
 
 from edge.errors import UnprocessableImage
+from edge.transform.deadline import Deadline
 from edge.transform.plan import (
     Blur,
     Crop,
@@ -69,11 +72,17 @@ class Rendered:
 
 
 def render(
-    data: bytes, transform: object, output: OutputFormat, limits: Limits | None = None
+    data: bytes,
+    transform: object,
+    output: OutputFormat,
+    limits: Limits | None = None,
+    deadline: Deadline | None = None,
 ) -> Rendered:
     """``data`` transformed as ``transform`` (an :class:`edge.transform.Transform`, or any
-    object with its field names) says and encoded as ``output``; or UnprocessableImage."""
+    object with its field names) says and encoded as ``output``; or UnprocessableImage, or
+    TransformTimeout once ``deadline`` has passed."""
     limits = limits or Limits()
+    deadline = deadline or Deadline(None)
     asked = adapt(transform)
     source = probe(data, limits)
     plan = make_plan(source.size, asked, output)
@@ -85,9 +94,12 @@ def render(
         )
     frames = frames_kept(source, plan, output, limits)
     try:
-        pages = run(plan, source, frames)
-        encoded = encode(pages, output, asked.q)
+        pages = run(plan, source, frames, deadline)
+        deadline.check()
+        encoded = encode([deadline.watch(page) for page in pages], output, asked.q)
     except pyvips.Error as error:
+        if deadline.passed:  # libvips was told to stop ("killed")
+            raise deadline.error() from None
         raise UnprocessableImage(f"libvips: {reason(error)}", slug="source_corrupt") from None
     return Rendered(encoded, output, pages[0].width, pages[0].height, len(pages))
 
@@ -105,19 +117,26 @@ def frames_kept(source: Source, plan: Plan, output: OutputFormat, limits: Limits
     return pages
 
 
-def run(plan: Plan, source: Source, frames: int) -> list[pyvips.Image]:
+def run(plan: Plan, source: Source, frames: int, deadline: Deadline) -> list[pyvips.Image]:
     """The plan's steps, each over every frame; returns the frames."""
-    image = load(plan.load, source, frames)
+    image = deadline.watch(load(plan.load, source, frames))
     pages, in_memory = [image], False
     if frames > 1:  # libvips stacks frames in one tall image: cut it, each read on its own
-        image, in_memory = image.copy_memory(), True
+        image, in_memory = computed(image, deadline), True
         height = image.height // frames
         pages = [image.extract_area(0, i * height, image.width, height) for i in range(frames)]
     for step in plan.steps[1:]:
+        deadline.check()
         if not in_memory and needs_memory(step):
-            pages, in_memory = [page.copy_memory() for page in pages], True
+            pages, in_memory = [computed(page, deadline) for page in pages], True
         pages = apply(step, pages)
     return pages
+
+
+def computed(image: pyvips.Image, deadline: Deadline) -> pyvips.Image:
+    """``image`` computed into memory, stopped at the deadline; the copy watched too, as
+    what is made from it is computed later (a blur, at the encoder)."""
+    return deadline.watch(deadline.watch(image).copy_memory())
 
 
 def load(step: Load, source: Source, frames: int) -> pyvips.Image:

@@ -9,18 +9,25 @@ use that many cores), a request waits at most ``wait`` seconds for a free one, t
 A slot is given back when its transform ends, not when the request that waited for it
 goes away: a cancelled request's transform still runs to its end in its thread, and the
 count of running transforms never exceeds ``workers``.
+
+A transform given a :class:`Deadline` (``EDGE_TRANSFORM_TIMEOUT``, from when its thread
+takes it) is answered ``503 TRANSFORM_TIMEOUT`` at the deadline whatever it is doing, and
+told to stop: libvips ends it at its next tile (:mod:`edge.transform.deadline`), which
+gives the slot back. A cancelled request's transform is stopped at the deadline too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from edge.errors import Overloaded
 from edge.transform import libvips
+from edge.transform.deadline import Deadline
 
 if TYPE_CHECKING:
     from edge.settings import Settings
@@ -29,10 +36,16 @@ T = TypeVar("T")
 
 
 class TransformPool:
-    def __init__(self, workers: int, *, wait: float, retry_after: int = 1) -> None:
+    def __init__(
+        self, workers: int, *, wait: float, timeout: float | None = None, retry_after: int = 1
+    ) -> None:
         self.workers = workers
         self.wait = wait
+        #: Seconds a transform may run (EDGE_TRANSFORM_TIMEOUT); None: no limit.
+        self.timeout = timeout
         self.retry_after = retry_after
+        #: Workers running a transform now (its thread has not returned yet).
+        self.busy = 0
         self._free = asyncio.Semaphore(workers)
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="edge-transform")
         #: libvips threads per transform: cores / workers, at least 1.
@@ -42,8 +55,14 @@ class TransformPool:
     def from_settings(cls, settings: Settings) -> TransformPool:
         wait = settings.transform_queue_timeout
         return cls(
-            settings.transform_workers, wait=settings.queue_timeout if wait is None else wait
+            settings.transform_workers,
+            wait=settings.queue_timeout if wait is None else wait,
+            timeout=settings.transform_timeout,
         )
+
+    def deadline(self) -> Deadline:
+        """A new transform's deadline, ``timeout`` after its thread takes it."""
+        return Deadline(self.timeout)
 
     async def run(
         self,
@@ -51,13 +70,17 @@ class TransformPool:
         /,
         *args: object,
         prepare: Callable[[], Awaitable[object]] | None = None,
+        deadline: Deadline | None = None,
     ) -> T:
         """``work(*args)`` in a worker thread, once one is free within ``wait`` seconds.
 
         With ``prepare``, ``work(await prepare(), *args)``: ``prepare`` (reading the source)
         runs once the slot is taken, so the bytes a transform needs are held only by the
         requests a worker is free for, never by those that wait (memory stays within
-        ``workers`` sources, whatever the queue)."""
+        ``workers`` sources, whatever the queue).
+
+        With ``deadline`` (which ``work`` passes to the engine), TransformTimeout once it
+        passes, the work told to stop; its slot is free once its thread returns."""
         try:
             async with asyncio.timeout(self.wait):
                 await self._free.acquire()
@@ -70,12 +93,32 @@ class TransformPool:
         try:
             if prepare is not None:
                 args = (await prepare(), *args)
-            done: Future[T] = self._threads.submit(work, *args)
+            if deadline is not None:
+                deadline.start()
+            # In the request's context (as asyncio.to_thread does): what the work logs
+            # carries the request's ID.
+            done: Future[T] = self._threads.submit(contextvars.copy_context().run, work, *args)
         except BaseException:
             self._free.release()
             raise
-        done.add_done_callback(lambda _: _call_soon(loop, self._free.release))
-        return await asyncio.wrap_future(done)
+        self.busy += 1
+        done.add_done_callback(lambda _: _call_soon(loop, self._release))
+        if deadline is None or deadline.seconds is None:
+            return await asyncio.wrap_future(done)
+        answer = asyncio.wrap_future(done)
+        try:
+            finished, _ = await asyncio.wait((answer,), timeout=deadline.seconds)
+        finally:
+            if not answer.done():  # past the deadline, or the request went away
+                answer.cancel()  # (its thread goes on: the flag below ends it)
+        if not finished:
+            deadline.stop()
+            raise deadline.error()
+        return answer.result()
+
+    def _release(self) -> None:
+        self.busy -= 1
+        self._free.release()
 
     def close(self) -> None:
         """Stop taking work; transforms already running finish in their threads."""

@@ -56,9 +56,16 @@ def console_block(path: Path, heading: str) -> str:
     return block.group(1)
 
 
-def console_blocks(path: Path) -> list[str]:
-    """Every ```` ```console ```` block of a Markdown file."""
+def console_blocks(path: Path, *, section: str | None = None) -> list[str]:
+    """Every ```` ```console ```` block of a Markdown file, or of its ``section`` (the
+    heading of that text, down to the next heading of the same level or above)."""
     text = path.read_text(encoding="utf-8")
+    if section is not None:
+        found = re.search(rf"^(#+) {re.escape(section)}\n", text, re.MULTILINE)
+        assert found, f"{path.name} has no heading {section!r}"
+        text = text[found.end() :]
+        end = re.search(rf"^#{{1,{len(found.group(1))}}} ", text, re.MULTILINE)
+        text = text[: end.start()] if end else text
     return re.findall(r"^```console\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 

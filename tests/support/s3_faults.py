@@ -35,6 +35,9 @@ from tests.support.servers import BUCKET, S3RVER_KEY, MotoServer, S3rver, free_p
 from tests.support.stores import tiny_store
 from tests.support.tls import certificate_authority
 
+#: A date a complete 304 names (as S3's do, with the ETag).
+LAST_MODIFIED = b"Wed, 21 Oct 2015 07:28:00 GMT"
+
 _keys = itertools.count()
 
 
@@ -72,8 +75,10 @@ def hang_up(request: pytest.FixtureRequest, row: Row) -> Outcome:
 
 @produces(failures.WRONG_PART)
 def wrong_part(request: pytest.FixtureRequest, row: Row) -> Outcome:
-    reply = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\nContent-Range: bytes 0-3/9"
-    return read_canned(reply + b"\r\n\r\nabcd", conditions=Conditions(range=(2, 5)))
+    """A Content-Range of four bytes over a body of three (a part narrower or wider than
+    asked has rows of its own: tests/support/part_faults.py)."""
+    reply = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 2-5/9"
+    return read_canned(reply + b"\r\n\r\ncde", conditions=Conditions(range=(2, 5)))
 
 
 @produces(failures.BAD_LISTING)
@@ -97,7 +102,7 @@ def unreadable_listing(request: pytest.FixtureRequest, row: Row) -> Outcome:
 @produces(failures.NOT_MODIFIED)
 def not_modified(request: pytest.FixtureRequest, row: Row) -> Outcome:
     outcome = read_canned(
-        b'HTTP/1.1 304 Not Modified\r\nETag: "e1"\r\n\r\n',
+        b'HTTP/1.1 304 Not Modified\r\nETag: "e1"\r\nLast-Modified: %s\r\n\r\n' % LAST_MODIFIED,
         conditions=Conditions(if_none_match='"e1"'),
     )
     assert outcome.reply is not None and outcome.reply.status == 304
@@ -225,6 +230,32 @@ def no_such_key(request: pytest.FixtureRequest, row: Row) -> Outcome:
     outcome = read_s3(moto.endpoint_url, key=key)
     outcome.requests = moto_requests(moto, key, before) - 1
     return outcome
+
+
+@produces(failures.BARE_NOT_FOUND)
+def head_of_a_missing_key(request: pytest.FixtureRequest, row: Row) -> Outcome:
+    """A HEAD's 404 has no document: the bucket's HEAD says whether the object's stands."""
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    gone = read_s3(moto.endpoint_url, bucket="no-such-bucket", head=True)
+    assert isinstance(gone.error, Fault) and gone.error.row is failures.NO_SUCH_BUCKET, (
+        "no bucket: 502, never 404"
+    )
+    key, before = moto_key(moto), len(moto.seen)
+    outcome = read_s3(moto.endpoint_url, key=key, head=True)
+    asked = [seen.method for seen in moto.seen[before:]]
+    assert asked == ["HEAD", "HEAD"], f"the object's HEAD, then the bucket's: {asked}"
+    outcome.requests = moto_requests(moto, key, before)
+    return outcome
+
+
+@produces(failures.NOT_THE_OBJECT)
+def not_about_the_object(request: pytest.FixtureRequest, row: Row) -> Outcome:
+    page = b"<html><body>404 Not Found</body></html>"
+    proxy = read_canned(
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page)
+    )
+    assert isinstance(proxy.error, Fault) and proxy.error.row is row, "a proxy's page"
+    return read_canned(s3_error("404 Not Found", "NoSuchWebsiteConfiguration"))
 
 
 @produces(failures.NO_SUCH_BUCKET)
