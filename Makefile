@@ -10,8 +10,9 @@ PORT ?= 8080
 BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 S3RVER_DEPS := tests/s3rver/node_modules/.package-lock.json
 NODE_DEPS := $(BROWSER_DEPS) $(S3RVER_DEPS)
+THUMBOR := $(VENV)/thumbor/bin/thumbor
 
-.PHONY: install demo test lint bench bench-log bench-instructions reliability clean
+.PHONY: install demo test lint bench bench-thumbor bench-log bench-instructions reliability clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +48,19 @@ test: lint $(NODE_DEPS)
 	$(BIN)/python -m pytest
 
 # Load harness (wrk, nginx) and the signature micro-benchmark; results in bench/results/.
-bench: $(STAMP)
+bench: $(STAMP) $(THUMBOR)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.micro_verify
 	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.transform_load
+
+# thumbor, the transform scenarios' peer, in a virtualenv of its own: it pins its own Pillow.
+$(THUMBOR):
+	$(PYTHON) -m venv $(VENV)/thumbor
+	$(VENV)/thumbor/bin/pip install -q --upgrade pip
+	$(VENV)/thumbor/bin/pip install -q 'thumbor==7.8.0'
+
+bench-thumbor: $(THUMBOR)
 
 # The access log's wall-clock cost on a cached hit: log off / on edges in alternating pairs.
 bench-log: $(STAMP)

@@ -50,9 +50,13 @@ def wrk(
     connections: int = CONNECTIONS,
     script: str | None = None,
     script_args: tuple[str, ...] = (),
+    timeout: float | None = None,
 ) -> Wrk:
-    """One wrk run (one thread, on the load core), parsed."""
+    """One wrk run (one thread, on the load core), parsed. ``timeout``: seconds a request
+    may take before wrk counts it as an error (wrk's default is 2)."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    if timeout is not None:
+        argv[1:1] = ["--timeout", f"{timeout:g}s"]
     if script:
         argv[1:1] = ["-s", script]
     if script_args:

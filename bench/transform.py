@@ -73,7 +73,7 @@ def bare(data: bytes, output: OutputFormat) -> bytes:
         case "jpeg":
             return bytes(image.jpegsave_buffer(Q=80, optimize_coding=True, keep="none"))
         case "webp":
-            return bytes(image.webpsave_buffer(Q=80, keep="none"))
+            return bytes(image.webpsave_buffer(Q=80, effort=engine.WEBP_EFFORT, keep="none"))
         case "avif":
             return bytes(
                 image.heifsave_buffer(

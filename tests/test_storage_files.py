@@ -87,3 +87,31 @@ def test_a_missing_root_fails_the_check(tmp_path: Path) -> None:
     asyncio.run(FileStorage(tmp_path).check())
     with pytest.raises(StorageError):
         asyncio.run(FileStorage(tmp_path / "gone").check())
+
+
+def test_a_large_file_read_whole_takes_one_read_after_its_first_chunks(root: Path) -> None:
+    """``read_whole`` reads a file's remaining bytes in one call (a transform's source: one
+    thread hop, not one per chunk), after chunks already taken, and notices a file that
+    shrank since it was opened."""
+    large = os.urandom(5 * CHUNK_BYTES + 7)
+    path = root / "public" / "alice" / "large.jpg"
+    path.write_bytes(large)
+    storage = FileStorage(root)
+
+    async def first_chunk_then_rest() -> tuple[bytes, bytes]:
+        reply = await storage.read("public/alice/large.jpg", NO_CONDITIONS, head=False)
+        assert reply.body is not None
+        first = await reply.body.__aiter__().__anext__()
+        return first, await read_whole(reply.body)
+
+    first, rest = asyncio.run(first_chunk_then_rest())
+    assert first == large[:CHUNK_BYTES] and first + rest == large
+
+    async def shrunk() -> bytes:
+        reply = await storage.read("public/alice/large.jpg", NO_CONDITIONS, head=False)
+        assert reply.body is not None
+        path.write_bytes(large[: 2 * CHUNK_BYTES])
+        return await read_whole(reply.body)
+
+    with pytest.raises(StorageError):
+        asyncio.run(shrunk())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -38,6 +39,7 @@ from edge.http import none_match
 from edge.image.presets import Presets
 from edge.image.read import Found, Reader, hit
 from edge.image.request import ImageRequest
+from edge.memo import Memo
 from edge.metrics import Metrics
 from edge.record import Record
 from edge.signing import Grant
@@ -51,7 +53,7 @@ log = logging.getLogger("edge")
 #: What a conversion without parameters renders: the defaults (``photo.webp``, q=80).
 CONVERSION = Transform()
 #: Part of every variant's ETag: another engine may encode other bytes.
-ENGINE = f"edge-transform-1 libvips-{libvips.version()}"
+ENGINE = f"edge-transform-2 libvips-{libvips.version()}"
 
 
 class Transformer:
@@ -77,6 +79,11 @@ class Transformer:
         self.limits = limits
         self.presets = presets
         self.mode = mode
+        #: Transform -> its effective key. Building the key (defaults filled, every
+        #: parameter written out) was most of edge's own work on a cached variant's hit;
+        #: transforms repeat as pages repeat their sizes (bench/README.md, "Transforms
+        #: under load").
+        self.keys: Memo[Transform, str] = Memo()
 
     def converts(self, request: ImageRequest, grant: Grant | None) -> bool:
         """Whether a name that is not stored may be made from a sibling: its extension is
@@ -96,7 +103,10 @@ class Transformer:
                 slug="output_format_unknown",
             )
         asked = request.transform or CONVERSION
-        wanted = asked.effective_key()
+        wanted = self.keys.get(asked)
+        if wanted is None:
+            wanted = asked.effective_key()
+            self.keys.remember(asked, wanted, sys.getsizeof(asked) + sys.getsizeof(wanted))
         rest = request.path[3:]  # "{user}/{file}"
         for folder in ("private", "public") if grant is not None else ("public",):
             key = f"{folder}/{rest}\n{wanted}"

@@ -131,8 +131,12 @@ async def read_within(body: Body, limit: int) -> bytes | None:
 
 
 async def read_whole(body: Body) -> bytes:
-    """All of a (small) body, closing it whatever happens."""
+    """All of a (small) body, closing it whatever happens; at once when the body can
+    (a file's, :meth:`edge.storage.files.FileChunks.read_rest`)."""
+    read_rest = getattr(body, "read_rest", None)
     try:
+        if read_rest is not None:
+            return bytes(await read_rest())
         return b"".join([chunk async for chunk in body])
     finally:
         await body.aclose()

@@ -160,6 +160,19 @@ class FileChunks:
         self._position += len(data)
         return data
 
+    async def read_rest(self) -> bytes:
+        """Every byte not yet read, in one thread call: for a reader that wants them all
+        at once (a transform's source, read whole anyway), one hop instead of one per 64
+        KiB (a 6 MiB photo: 90 hops, about 3 ms of a 25 ms transform on one core)."""
+        length = self._end - self._position + 1
+        if length <= 0 or self._fd < 0:
+            return b""
+        data = await asyncio.to_thread(_pread, self._fd, length, self._position, self._key)
+        if len(data) != length:
+            raise FILE_SHRANK.exception(key=self._key)
+        self._position += length
+        return data
+
     async def aclose(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -10,7 +10,8 @@ image is watched before it is computed, and work past the deadline stops at its 
 tile with ``TransformTimeout`` (:mod:`edge.transform.deadline`).
 
 Where pixels are decoded: the plan's first step is libvips' ``thumbnail`` at the size the
-geometry needs, so JPEG decodes at 1/2, 1/4 or 1/8 scale, WebP at any scale and SVG
+geometry needs, so JPEG decodes at 1/2, 1/4 or 1/8 scale (the smallest that leaves the
+size: :func:`jpeg_shrink`), WebP at any scale and SVG
 renders at the output's size, all read sequentially (top to bottom, a few lines held at
 a time). The image is rendered into memory only before a step that must read it out of
 order or twice (a turn, a mirror, smartcrop, blur, sharpen, or an animation's frames),
@@ -38,6 +39,7 @@ from edge.transform.plan import (
     Resize,
     Rotate,
     Sharpen,
+    Size,
     Step,
     make_plan,
 )
@@ -50,6 +52,10 @@ ROTATIONS = {90: "d90", 180: "d180", 270: "d270"}
 #: AVIF encoder effort (0 to 9): libvips' default, 4, costs 5 times the CPU of effort 2
 #: for 6% fewer bytes, on a 400-pixel photo (bench/results/transform.md).
 AVIF_EFFORT = 2
+#: WebP encoder effort (libwebp's method, 0 to 6): libvips' default, 4, costs 2.5 to 3
+#: times the encoding CPU of effort 1 on a photo for bytes within 3% either way (a flat
+#: graphic: 1 to 12% more) (bench/README.md, "Transforms under load").
+WEBP_EFFORT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,13 @@ def computed(image: pyvips.Image, deadline: Deadline) -> pyvips.Image:
 def load(step: Load, source: Source, frames: int) -> pyvips.Image:
     """Decode at the plan's first size: libvips' thumbnail, which shrinks while decoding
     where the format can and applies the EXIF orientation (and makes CMYK RGB)."""
+    shrink = jpeg_shrink(source, step.size) if frames == 1 else 1
+    if shrink > 1:
+        decoded = pyvips.Image.new_from_buffer(
+            source.data, "", shrink=shrink, fail_on="error", access="sequential"
+        )
+        image = decoded.thumbnail_image(step.size.width, height=step.size.height, size="force")
+        return to_srgb(image)
     options = ["fail_on=error"]
     if frames > 1:
         options.append(f"n={frames}")
@@ -149,6 +162,18 @@ def load(step: Load, source: Source, frames: int) -> pyvips.Image:
         option_string=",".join(options),
     )
     return to_srgb(image)
+
+
+def jpeg_shrink(source: Source, size: Size) -> int:
+    """The largest JPEG decoding scale, 1/2, 1/4 or 1/8, that still leaves at least
+    ``size``: the DCT decodes that much less (Pillow's draft mode, as thumbor runs it).
+    libvips' thumbnail keeps twice the size before its final resize, so it decoded a
+    2400-pixel photo in full for an 800-pixel result: a third of the CPU more (bench/README.md,
+    "Transforms under load"). 1 for other formats, or when no scale leaves enough."""
+    if source.format != "jpeg":
+        return 1
+    factor = min(source.size.width / size.width, source.size.height / size.height)
+    return next((shrink for shrink in (8, 4, 2) if factor >= shrink), 1)
 
 
 def to_srgb(image: pyvips.Image) -> pyvips.Image:
@@ -240,7 +265,7 @@ def encode(pages: list[pyvips.Image], output: OutputFormat, quality: int) -> byt
             # libvips' default (none) for 6% more CPU (bench/transform.py).
             data = image.pngsave_buffer(filter="all", keep="none")
         case "webp":
-            data = image.webpsave_buffer(Q=quality, keep="none")
+            data = image.webpsave_buffer(Q=quality, effort=WEBP_EFFORT, keep="none")
         case "avif":
             data = image.heifsave_buffer(
                 Q=quality, compression="av1", effort=AVIF_EFFORT, keep="none"
