@@ -18,7 +18,7 @@ from starlette.types import Scope
 from edge.accesslog import NO_BROWSER, AccessLog, Facts
 from edge.memo import Memo
 from edge.metrics import Metrics
-from edge.record import Record
+from edge.record import UNREAD, Record
 
 #: Requests whose path and query are longer are not remembered.
 MEMO_KEY_BYTES = 1024
@@ -86,13 +86,17 @@ class Observer:
         row, text = kind
         if stats is not None and row is not None:
             stats.add(row, seconds, record.sent)
-        referer = agent = None
-        for name, value in scope["headers"]:
-            if name in _BROWSER:  # one test per header: a browser sends a dozen
-                if name == b"referer":
-                    referer = value
-                else:
-                    agent = value
+        referer = record.referer
+        if referer is UNREAD:  # not an image request's (edge.image.request.conditions_noting)
+            referer = agent = None
+            for name, value in scope["headers"]:
+                if name in _BROWSER:  # one test per header: a browser sends a dozen
+                    if name == b"referer":
+                        referer = value
+                    else:
+                        agent = value
+        else:
+            agent = record.agent
         browser = (
             NO_BROWSER if referer is None and agent is None else log.browser_part(referer, agent)
         )
