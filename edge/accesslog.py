@@ -85,7 +85,8 @@ class AccessLog:
     def browser_part(self, referer: bytes | None, agent: bytes | None) -> bytes:
         """The line's part from the request ID's closing quote: the referer and the user agent
         (None: absent), escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`, each value's
-        part kept per value: browsers and pages repeat, and escaping costs more than a lookup."""
+        part kept per value: browsers and pages repeat, and escaping costs more than a lookup.
+        Observer.finish does the same inline (a call and a concatenation cost about 770)."""
         if referer is None:
             first = NO_REFERER
         else:
