@@ -50,9 +50,10 @@ CASES = ("bare", "public", "signed", "bad-signature", "expired", "not-found")
 LOG_CASES = ("public+log", "signed+log")
 #: The same with Server-Timing on (EDGE_SERVER_TIMING): what the header costs a hit.
 TIMING_CASES = ("public+timing", "signed+timing")
-#: A public hit asked by a browser (its dozen headers, a referer and a user agent among
-#: them), log off and on: what scanning headers and logging the browser's fields cost.
-BROWSER_CASES = ("public+browser", "public+browser+log")
+#: A public and a signed hit asked by a browser (its dozen headers, a referer and a user
+#: agent among them), log off and on: what scanning headers and logging the browser's
+#: fields cost.
+BROWSER_CASES = ("public+browser", "public+browser+log", "signed+browser", "signed+browser+log")
 BROWSER = (
     (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
     (b"accept", b"image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"),

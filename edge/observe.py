@@ -15,10 +15,10 @@ from collections.abc import Callable
 from orjson import dumps
 from starlette.types import Scope
 
-from edge.accesslog import NO_BROWSER, AccessLog, Facts
+from edge.accesslog import NO_AGENT, NO_REFERER, AccessLog, Facts
 from edge.memo import Memo
 from edge.metrics import Metrics
-from edge.record import Record
+from edge.record import UNREAD, Record
 
 #: Requests whose path and query are longer are not remembered.
 MEMO_KEY_BYTES = 1024
@@ -86,16 +86,25 @@ class Observer:
         row, text = kind
         if stats is not None and row is not None:
             stats.add(row, seconds, record.sent)
-        referer = agent = None
-        for name, value in scope["headers"]:
-            if name in _BROWSER:  # one test per header: a browser sends a dozen
-                if name == b"referer":
-                    referer = value
-                else:
-                    agent = value
-        browser = (
-            NO_BROWSER if referer is None and agent is None else log.browser_part(referer, agent)
+        referer = record.referer
+        if referer is UNREAD:  # not an image request's (edge.image.request.conditions_noting)
+            referer = agent = None
+            for name, value in scope["headers"]:
+                if name in _BROWSER:  # one test per header: a browser sends a dozen
+                    if name == b"referer":
+                        referer = value
+                    else:
+                        agent = value
+        else:
+            agent = record.agent
+        # AccessLog.browser_part, inlined, its two parts joined with the rest: the call and
+        # the concatenation cost more than the two tests (bench/README.md).
+        first = (
+            NO_REFERER
+            if referer is None
+            else (log.referers.get(referer) or log.referer_part(referer))
         )
+        second = NO_AGENT if agent is None else log.agents.get(agent) or log.agent_part(agent)
         client_part = log.clients.get(client)
         if client_part is None:
             client_part = log.client_part(client)
@@ -103,7 +112,14 @@ class Observer:
         # here, not by a method of the log: a call costs a tenth of the line (bench/README.md).
         log.put(
             b"".join(
-                (dumps(seconds * 1e6 // 1 / 1000), client_part, record.request_id, browser, text)
+                (
+                    dumps(seconds * 1e6 // 1 / 1000),
+                    client_part,
+                    record.request_id,
+                    first,
+                    second,
+                    text,
+                )
             )
         )
 

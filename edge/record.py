@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 #: Between a refusal's outcome and its reason in ``Record.outcome``.
 _MARK = ":"
+#: ``Record.referer`` until someone reads the request's headers for the access log: compared
+#: by identity, so no header's value (a different object, even if equal) is taken for it.
+UNREAD = b"(the request's headers are not read yet)"
 #: Each (outcome, reason) pair's one string: a few dozen at most (slugs are the code's).
 _refusals: dict[tuple[str, str], str] = {}
 
@@ -24,7 +27,17 @@ class Record:
     request carries no reason at all: a cached hit pays nothing for them.
     """
 
-    __slots__ = ("cache", "outcome", "request_id", "sent", "started", "status", "timing")
+    __slots__ = (
+        "agent",
+        "cache",
+        "outcome",
+        "referer",
+        "request_id",
+        "sent",
+        "started",
+        "status",
+        "timing",
+    )
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -34,6 +47,10 @@ class Record:
         self.cache = "-"
         #: Set by the app (edge.requestid) before the request is answered.
         self.request_id = b"-"
+        #: The raw ``Referer`` and ``User-Agent`` (None: absent) for the access log, when the
+        #: image parser's one scan of the headers read them; UNREAD: the observer scans.
+        self.referer: bytes | None = UNREAD
+        self.agent: bytes | None = None
         #: Durations for Server-Timing (edge.timing.Timings), only when EDGE_SERVER_TIMING is on.
         self.timing: Timings | None = None
 

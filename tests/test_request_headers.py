@@ -316,3 +316,41 @@ def test_referer_and_user_agent_are_logged_escaped_and_bounded(
         connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: a\x01b\r\n\r\n")
         refused = connection.recv(65536)
     assert refused.startswith(b"HTTP/1.1 400") and b"\r\nx-request-id: " in refused
+
+
+def _raw_get(base: str, target: bytes, headers: bytes) -> bytes:
+    """A GET as sent, headers spelt and repeated as given; the answer's head and body."""
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=5) as connection:
+        connection.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("target", [b"/i/alice/photo.png", b"/i/alice/../x.png", b"/healthz"])
+def test_repeated_and_oddly_spelt_browser_headers_log_the_last_value(
+    folder: World, tmp_path: Path, target: bytes
+) -> None:
+    """An image request's referer and user agent come from the parser's scan of the
+    headers, any other request's (a refused path, another route) from the observer's own:
+    both log the last of repeated values, whatever the names' case or place."""
+    served = Served(folder, tmp_path / "a.log")
+    sent = [
+        b"REFERER: https://first.example/\r\nRange: bytes=0-3\r\nuser-AGENT: one\r\n",
+        b"Accept: */*\r\nReferer: https://a.example/\r\nreferer: https://b.example/\r\n",
+        b'User-Agent: \r\nIf-None-Match: "x"\r\nReferer: https://c.example/?q="1"\r\n',
+        b"User-Agent: one\r\nUser-Agent: two\r\n",
+    ]
+    for headers in sent:
+        assert _raw_get(served.base, target, headers + b"Connection: close\r\n")[:9] == b"HTTP/1.1 "
+    lines = served.lines(len(sent))
+    assert [(line["referer"], line["user_agent"]) for line in lines] == [
+        ("https://first.example/", "one"),
+        ("https://b.example/", "-"),
+        ('https://c.example/?q="1"', "-"),
+        ("-", "two"),
+    ]
+    if target == b"/i/alice/photo.png":  # the range and the conditional still shape the read
+        assert [line["status"] for line in lines] == [206, 200, 200, 200]
