@@ -19,7 +19,7 @@ from edge.http import parse_range
 from edge.memo import Memo
 from edge.paths import request_path
 from edge.storage.base import NO_CONDITIONS, Conditions
-from edge.transform_params import Transform, parse_transform
+from edge.transform_params import ParsedTransforms, Transform
 
 #: Longer raw paths are validated every time, never remembered.
 PATH_MEMO_KEY_BYTES = 1024
@@ -56,6 +56,7 @@ class Parser:
         # Raw path -> validated path. Paths repeat, and the rules cost as much as the rest
         # of a cached hit: measured saving in bench/README.md (the memos' table).
         self.paths: Memo[bytes, str] = Memo()
+        self.transforms = ParsedTransforms()
 
     def parse(self, scope: Scope) -> ImageRequest:
         method = scope["method"]
@@ -72,7 +73,7 @@ class Parser:
             query,
             head,
             conditions(scope["headers"]),
-            parse_transform(query) if query else None,
+            self.transforms.parse(query) if query else None,
         )
 
     def validate(self, raw: bytes) -> str:
