@@ -42,6 +42,7 @@ from typing import Any
 
 from bench import inprocess, traffic
 from bench.inprocess import App, Counted
+from bench.sources import photo
 from bench.world import PUBLIC, ROOT, World
 
 CASES = ("bare", "public", "signed", "bad-signature", "expired", "not-found")
@@ -54,6 +55,10 @@ TIMING_CASES = ("public+timing", "signed+timing")
 #: agent among them), log off and on: what scanning headers and logging the browser's
 #: fields cost.
 BROWSER_CASES = ("public+browser", "public+browser+log", "signed+browser", "signed+browser+log")
+#: A cached variant hit: ``?w=400`` of a 4 MP JPEG, made once by the request that fills
+#: the cache, then asked again and again (issue 16's "cached variant hit").
+VARIANT = "variant"
+VARIANT_PATH = "/i/alice/photo-4mp.jpg"
 BROWSER = (
     (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
     (b"accept", b"image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"),
@@ -98,6 +103,8 @@ def request_target(world: World, case: str) -> str:
         return world.signed(exp=int(time.time()) - 60)
     if case == "not-found":
         return "/i/alice/none.png"
+    if case == VARIANT:
+        return f"{VARIANT_PATH}?w=400"
     return PUBLIC
 
 
@@ -178,6 +185,10 @@ async def drive(world: World, case: str, count: int, without: Iterable[str] = ()
     if case == REALISTIC:
         await replay(world, count, without)
         return 200
+    if case == VARIANT:
+        source = world.images / "public" / VARIANT_PATH.removeprefix("/i/")
+        if not source.exists():
+            source.write_bytes(photo(2400, 1600))
     app, start = make_app(world, case, without)
     await start()
     steady()
@@ -285,7 +296,7 @@ def realistic_world() -> tuple[World, str]:
 
 
 def arguments(args: list[str]) -> argparse.Namespace:
-    cases = ", ".join((*CASES, *LOG_CASES, *TIMING_CASES, *BROWSER_CASES, REALISTIC))
+    cases = ", ".join((*CASES, *LOG_CASES, *TIMING_CASES, *BROWSER_CASES, VARIANT, REALISTIC))
     parser = argparse.ArgumentParser(
         prog="python -m bench.hotpath",
         description="Edge's own instructions per request, in-process. --all or --memos run "
@@ -313,7 +324,7 @@ def main(argv: list[str]) -> int:
     if args.all:
         world, _ = realistic_world()
         try:
-            for case in (*CASES, *LOG_CASES, *TIMING_CASES, *BROWSER_CASES, REALISTIC):
+            for case in (*CASES, *LOG_CASES, *TIMING_CASES, *BROWSER_CASES, VARIANT, REALISTIC):
                 found = per_request(case, world=world.root if case == REALISTIC else None)
                 print(f"{case:18} {found:10,.0f} instructions per request", flush=True)
         finally:

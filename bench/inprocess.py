@@ -22,12 +22,15 @@ from edge.settings import Settings
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 #: Table names of the memos, by the attribute that holds each (Parser.paths,
-#: Verifier._memo and _refused, Observer.kinds, ProxyPolicy.seen, AccessLog.clients,
+#: ParsedTransforms.parsed,
+#: Verifier._memo, _refused and _unsigned, Observer.kinds, ProxyPolicy.seen, AccessLog.clients,
 #: referers and agents). A memo not named here is listed as ``Owner.attribute``.
 NAMES = {
     "paths": "validated paths",
+    "parsed": "parsed transforms",
     "_memo": "verified signatures",
     "_refused": "refused signatures",
+    "_unsigned": "unsigned queries",
     "kinds": "access-log kinds",
     "seen": "forwarded clients",
     "clients": "access-log clients",

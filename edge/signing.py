@@ -174,6 +174,11 @@ class Verifier:
         # a page costs a dict lookup, not an HMAC per candidate key.
         # The value is the refusal's (reason, slug): SignatureInvalid's arguments.
         self._refused: Memo[tuple[str, bytes], tuple[str, str]] = Memo(max_entries=memo_size or 1)
+        # Queries with no sig, exp or kid and sound transform parameters (``w=400``): their
+        # verdict, unsigned, is the query's alone, whatever the path. Keyed by the exact
+        # query, so no signed or differently signed query can land on one. A cached
+        # variant's hit otherwise split and parsed its query here every time.
+        self._unsigned: Memo[bytes, bool] = Memo(max_entries=memo_size or 1)
         self._keys_by_length: dict[int, tuple[Key, ...]] = {
             n: tuple(k for k in keyring if k.sig_chars == n) for n in (43, 86)
         }
@@ -191,6 +196,8 @@ class Verifier:
             if now < expires + self.leeway and (not self.max_ttl or expires - now <= self.max_ttl):
                 return known  # _judge_time's test, inline: this is the repeated signed hit
             self._judge_time(known.kid, expires)
+        if query in self._unsigned:
+            return None
         refused = self._refused.get((path, query))
         if refused is not None:
             raise SignatureInvalid(*refused)
@@ -203,6 +210,8 @@ class Verifier:
                 )
             raise SignatureInvalid(error.reason, slug=error.slug) from None
         if grant is None:
+            if self.memo_size and len(query) <= MEMO_QUERY_BYTES:
+                self._unsigned.remember(query, True, sys.getsizeof(query) + 28)
             return None
         # Remembered before time is judged: an expired URL asked again is refused without
         # another HMAC.

@@ -12,11 +12,13 @@ the query.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, get_args
 from urllib.parse import unquote_to_bytes
 
 from edge.errors import BadTransform
+from edge.memo import Memo
 
 Fit = Literal["cover", "contain", "fill", "scale-down"]
 Aspect = Literal["original", "1:1", "4:3", "16:9", "3:2", "21:9"]
@@ -215,6 +217,38 @@ def parse_transform(query: bytes) -> Transform | None:
         if name in _RULES or name[:2] == b"p:":
             params.append((name, value))
     return transform_of(params)
+
+
+#: Longer raw queries are parsed every time, never remembered (free to pad: they would
+#: crowd the memo).
+TRANSFORM_MEMO_KEY_BYTES = 512
+
+
+class ParsedTransforms:
+    """:func:`parse_transform`, remembered per raw query: a page asks for the same few
+    sizes again and again, and parsing was the largest part of edge's own work on a cached
+    variant's hit (bench/README.md, "Transforms under load").
+
+    Keyed by exactly what the parse reads, the raw query bytes; the value is the typed
+    transform and nothing else, so a signature (checked by the verifier, apart) never
+    rides along: ``w=400``, ``w=400&exp=..&sig=..`` and a forged sig are three entries
+    with one equal value. A query without a transform parameter (one regex search) and a
+    malformed one (raised every time) are not kept.
+    """
+
+    __slots__ = ("parsed",)
+
+    def __init__(self) -> None:
+        self.parsed: Memo[bytes, Transform] = Memo()
+
+    def parse(self, query: bytes) -> Transform | None:
+        known = self.parsed.get(query)
+        if known is not None:
+            return known
+        transform = parse_transform(query)
+        if transform is not None and len(query) <= TRANSFORM_MEMO_KEY_BYTES:
+            self.parsed.remember(query, transform, sys.getsizeof(query) + sys.getsizeof(transform))
+        return transform
 
 
 def transform_of(params: Sequence[tuple[bytes, bytes]]) -> Transform | None:

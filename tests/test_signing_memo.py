@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.errors import SignatureExpired, SignatureInvalid
+from edge.errors import BadRequest, SignatureExpired, SignatureInvalid
 from edge.signing import MEMO_QUERY_BYTES, Verifier, sign_url
 from tests.support.clock import Clock
 from tests.support.vectors import KEYS, NOW, VERIFYING
@@ -105,3 +105,29 @@ def test_long_queries_are_judged_every_time_never_remembered() -> None:
     assert verifier._memo == {} and verifier._refused == {}
     assert verifier.verify(path, query)  # a plain one still is remembered
     assert list(verifier._memo) == [(path, query)]
+
+
+def test_unsigned_queries_are_remembered_by_query_and_never_vouch_for_a_signed_one() -> None:
+    verifier = Verifier(VERIFYING, max_ttl=0, clock=lambda: float(NOW))
+    assert verifier.verify(PATH, b"w=400") is None
+    assert verifier.verify("/i/bob/other.jpg", b"w=400") is None  # the query's verdict alone
+    assert set(verifier._unsigned) == {b"w=400"}
+    # The same transform with a signature, forged or genuine, is judged as signed.
+    path, query = split(sign_url(PATH, key=KEYS[0], exp=NOW + 60, transform="w=400"))
+    assert verifier.verify(path, query) == ("main", NOW + 60)
+    at = query.index(b"sig=") + 4
+    forged = query[:at] + (b"B" if query[at : at + 1] == b"A" else b"A") + query[at + 1 :]
+    with pytest.raises(SignatureInvalid):
+        verifier.verify(path, forged)
+    with pytest.raises(SignatureInvalid):  # half a signature is no unsigned query
+        verifier.verify(PATH, b"w=400&exp=1")
+    with pytest.raises(BadRequest):  # a malformed transform is refused every time
+        verifier.verify(PATH, b"w=0400")
+    assert set(verifier._unsigned) == {b"w=400"}
+    for width in range(1, 10_001):  # bounded, and long queries never kept
+        assert verifier.verify(PATH, b"w=%d" % width) is None
+        assert len(verifier._unsigned) <= verifier._unsigned.max_entries
+    padded = b"w=400&pad=" + b"x" * MEMO_QUERY_BYTES
+    assert verifier.verify(PATH, padded) is None and padded not in verifier._unsigned
+    off = Verifier(VERIFYING, max_ttl=0, memo_size=0)
+    assert off.verify(PATH, b"w=400") is None and off._unsigned == {}

@@ -10,7 +10,9 @@ import pytest
 from edge.errors import BadRequest
 from edge.transform_params import (
     DEFAULTS,
+    TRANSFORM_MEMO_KEY_BYTES,
     TRANSFORM_NAMES,
+    ParsedTransforms,
     Transform,
     parse_transform,
     split_params,
@@ -224,3 +226,28 @@ def test_reasons_stay_short_whatever_a_client_sends() -> None:
     with pytest.raises(BadRequest) as raised:
         parse_transform(b"w=" + b"9" * 100_000)
     assert len(raised.value.reason) < 200
+
+
+def test_parsed_transforms_are_remembered_per_raw_query_and_bounded() -> None:
+    memo = ParsedTransforms()
+    assert memo.parse(b"w=400") == parse_transform(b"w=400") == Transform(w=400)
+    assert memo.parse(b"w=400") is memo.parse(b"w=400")  # the second from the memo
+    # Another raw query is another entry, even where the transform is equal: a signature
+    # never rides along with a parsed transform.
+    assert memo.parse(b"w=400&exp=1&sig=x") == Transform(w=400)
+    assert set(memo.parsed) == {b"w=400", b"w=400&exp=1&sig=x"}
+    # Neither a query without transform parameters nor a malformed one is kept.
+    assert memo.parse(b"v=3") is None
+    with pytest.raises(BadRequest):
+        memo.parse(b"w=0400")
+    with pytest.raises(BadRequest):
+        memo.parse(b"w=0400")
+    assert set(memo.parsed) == {b"w=400", b"w=400&exp=1&sig=x"}
+    # A flood of distinct queries holds no more than the memo's bounds, in entries and bytes.
+    bound = memo.parsed.max_bytes
+    for width in range(1, 10_001):
+        query = b"w=%d&x=%s" % (width, b"a" * (width % 400))
+        assert memo.parse(query) == Transform(w=width)
+        assert len(memo.parsed) <= memo.parsed.max_entries and memo.parsed.bytes <= bound
+    long = b"w=400&x=" + b"a" * TRANSFORM_MEMO_KEY_BYTES  # padded: parsed, never kept
+    assert memo.parse(long) == Transform(w=400) and long not in memo.parsed

@@ -21,7 +21,7 @@ from edge.memo import Memo
 from edge.paths import request_path
 from edge.record import Record
 from edge.storage.base import NO_CONDITIONS, Conditions
-from edge.transform_params import Transform, parse_transform
+from edge.transform_params import ParsedTransforms, Transform
 
 #: Longer raw paths are validated every time, never remembered.
 PATH_MEMO_KEY_BYTES = 1024
@@ -63,6 +63,7 @@ class Parser:
         # Raw path -> validated path. Paths repeat, and the rules cost as much as the rest
         # of a cached hit: measured saving in bench/README.md (the memos' table).
         self.paths: Memo[bytes, str] = Memo()
+        self.transforms = ParsedTransforms()
 
     def parse(self, scope: Scope, record: Record | None = None) -> ImageRequest:
         method = scope["method"]
@@ -83,7 +84,7 @@ class Parser:
                 if self.logged and record is not None
                 else conditions(scope["headers"])
             ),
-            parse_transform(query) if query else None,
+            self.transforms.parse(query) if query else None,
         )
 
     def validate(self, raw: bytes) -> str:
