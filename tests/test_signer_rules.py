@@ -8,7 +8,8 @@ byte on what it accepts, and aligns exp the same way.
 - 10,000 random valid cases (non-ASCII, NFC and NFD, 255-byte segments, 1,024-byte paths,
   every punctuation mark), signed by all four: byte for byte the same, and valid at the edge.
 
-Each non-Python signer is spawned once per batch (tests/support/signers.py).
+Each non-Python signer is spawned once per batch, the compiled ones built once a session
+(tests/support/signers.py).
 """
 
 from __future__ import annotations
@@ -39,11 +40,6 @@ LANGUAGE_PARAMS = [
     pytest.param(language, marks=[pytest.mark.slow] if language in ("go", "rust") else [])
     for language in LANGUAGES
 ]
-
-
-@pytest.fixture(scope="module")
-def signers(tmp_path_factory: pytest.TempPathFactory) -> Signers:
-    return Signers(tmp_path_factory.mktemp("signers"))
 
 
 def case(**fields: Any) -> Case:

@@ -2,7 +2,7 @@
 canonical value as edge signs it, and every malformed one refused.
 
 Go needs only its standard library; Rust builds offline against Debian's crate
-registry, as in tests/test_other_signers.py.
+registry, as in tests/test_other_signers.py; both built once a session (the ``signers`` fixture).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from edge.errors import BadRequest
 from edge.keys import parse_keyring
 from edge.signing import Verifier, check_url, sign_url
-from tests.support.signers import ROOT, SIGNERS, cargo_env, go_env, run_lines
+from tests.support.signers import ROOT, Signers
 from tests.support.transform_params import MALFORMED, VALID
 
 VECTORS: dict[str, Any] = json.loads(
@@ -113,25 +113,11 @@ def test_the_cases_are_what_edge_says() -> None:
             expected_url(c)
 
 
-def test_go_signer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("language", ["go", pytest.param("rust", marks=pytest.mark.slow)])
+def test_compiled_signer(signers: Signers, language: str) -> None:
     cases, urls = cases_with_urls()
     refused = BAD + TWICE
-    env = {**go_env(tmp_path), "EDGE_SIGNING_KEYS": KEYS}
-    stdin = lines(cases + refused)
-    outputs = run_lines(["go", "run", "./vectors"], cwd=SIGNERS / "go", env=env, stdin=stdin)
-    check_outputs(outputs, good=urls, bad=len(refused))
-
-
-@pytest.mark.slow
-def test_rust_signer(tmp_path: Path) -> None:
-    cases, urls = cases_with_urls()
-    refused = BAD + TWICE
-    outputs = run_lines(
-        ["cargo", "run", "--quiet", "--offline", "--bin", "vectors"],
-        cwd=SIGNERS / "rust",
-        env={**cargo_env(tmp_path), "EDGE_SIGNING_KEYS": KEYS},
-        stdin=lines(cases + refused),
-    )
+    outputs = signers.vectors(language, KEYS, lines(cases + refused))
     check_outputs(outputs, good=urls, bad=len(refused))
 
 
