@@ -202,7 +202,7 @@ def bounds(rows: list[str]) -> list[str]:
         for name, growth in memory.items():
             if name.startswith("distinct"):
                 out.append(
-                    f"- **Memory, {name}** ({memory['requests_per_flood']:,} requests, hot "
+                    f"- **Memory, {name}** ({memory['requests'][name]:,} requests, hot "
                     f"cache {memory['cache_bytes'] / 2**20:.0f} MiB): RSS grew "
                     f"{growth / 2**20:.1f} MiB in all so far (bound {bound:.0f} MiB: the cache, "
                     "five memos of 2 MiB, 4 MiB of allocator slack)."
