@@ -15,6 +15,7 @@ import pytest
 from edge.app import Edge
 from edge.settings import Settings
 from tests.support.canned import s3_error
+from tests.support.client import TLS
 from tests.support.processes import EDGE, clean_env
 from tests.support.servers import BUCKET, MotoServer, run_uvicorn
 from tests.support.stores import tiny_store
@@ -133,7 +134,7 @@ def test_a_folder_without_its_visibility_folders_starts_with_a_warning(
         {"EDGE_STORAGE": str(tmp_path), "EDGE_SIGNING_KEYS": KEYS, "EDGE_ACCESS_LOG": "off"}
     )
     with run_uvicorn(Edge(settings)) as base:
-        assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+        assert httpx.get(base + "/readyz", timeout=10, verify=TLS).status_code == 200
     said = [r.getMessage() for r in caplog.records if r.name == "edge"]
     for folder in ("public", "private"):
         line = (

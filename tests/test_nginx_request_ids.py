@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png
+from tests.support.client import TLS
 from tests.support.fleet import fleet, signed
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,7 @@ def test_every_answer_has_nginxs_id_for_that_request(tmp_path: Path) -> None:
         "signed, an ID of the client's": signed("/i/alice/secret.png"),
         "nginx's own 404": "/metrics",
     }
-    with fleet(root, tmp_path) as (edges, base), httpx.Client() as client:
+    with fleet(root, tmp_path) as (edges, base), httpx.Client(verify=TLS) as client:
         answers = {}
         for name, target in asked.items():
             headers = {"X-Request-ID": CHOSEN} if "client's" in name else {}
