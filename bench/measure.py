@@ -26,6 +26,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def verdict(value: float, target: float, *, at_least: bool, words: tuple[str, str]) -> str:
+    """Whether ``value`` meets ``target`` (at least it, or at most), in a report's own words:
+    ``words`` is what a met target says, then a miss's format of its share (``{:.1%}``)."""
+    met = value >= target if at_least else value <= target
+    if met:
+        return words[0]
+    miss = (target - value) / target if at_least else (value - target) / target
+    return words[1].format(miss)
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
