@@ -16,7 +16,7 @@ from bench.realistic import Outcome
 RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
 
-#: scenario name -> minimum ratio to the bare ASGI app (issue 5's targets)
+#: scenario name -> minimum ratio to the bare ASGI app (the load table's targets)
 TARGETS = {
     "edge: public hit": 0.85,
     "edge: private signed hit": 0.80,

@@ -14,7 +14,7 @@ from bench.transform_memory import Bomb, Peak
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
-#: Issue 16's targets.
+#: The targets each report line is judged by.
 VS_BARE, VS_THUMBOR = 0.9, 1.2
 HIT_VS_BARE = 0.85
 LOADED_P99_MS, LOADED_SHARE = 50.0, 0.5
