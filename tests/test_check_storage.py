@@ -5,7 +5,6 @@ without public/ or private/ gets at start-up."""
 from __future__ import annotations
 
 import itertools
-import subprocess
 from pathlib import Path
 
 import boto3
@@ -15,30 +14,12 @@ import pytest
 from edge.app import Edge
 from edge.settings import Settings
 from tests.support.canned import s3_error
-from tests.support.processes import EDGE, clean_env
+from tests.support.processes import check_storage
 from tests.support.servers import BUCKET, MotoServer, run_uvicorn
 from tests.support.stores import tiny_store
 from tests.support.world import AWS, KEYS
 
 _prefixes = itertools.count()
-
-
-def check_storage(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, str], list[str]]:
-    """Exit status, the facts printed (label: value) and the problems (stderr lines)."""
-    result = subprocess.run(
-        [*EDGE, "check-storage"],
-        env=clean_env(**env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    facts = dict(line.split(": ", 1) for line in result.stdout.splitlines())
-    return (
-        result.returncode,
-        {k.strip(): v.strip() for k, v in facts.items()},
-        (result.stderr.splitlines()),
-    )
 
 
 def moto_env(moto: MotoServer, storage: str) -> dict[str, str]:
