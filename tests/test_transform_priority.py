@@ -40,7 +40,7 @@ def test_the_pool_is_capped_at_the_lowest_priority() -> None:
     async def main() -> int:
         pool = TransformPool(1, wait=5, nice=19)
         try:
-            return await pool.run(lambda: (os.nice(0), own_niceness())[1])
+            return await pool.run(own_niceness)
         finally:
             pool.close()
 
@@ -72,14 +72,16 @@ def test_a_real_edge_makes_its_variants_in_threads_ten_below_its_loop(tmp_path: 
             for width in range(200, 212):
                 assert client.get(f"/i/alice/q.webp?w={width}").status_code == 200
         threads = thread_niceness(process.pid)
-    loop = threads[process.pid]
-    assert loop[1] == 0
-    workers = {tid: t for tid, t in threads.items() if t[0] == "libvips worker"}
-    niced = {tid: t for tid, t in threads.items() if t[1] == 10}
-    assert workers and workers.keys() <= niced.keys(), threads
-    assert 1 <= len(niced.keys() - workers.keys()) <= 2, "the pool's threads (made as needed)"
+    base = threads[process.pid][1]  # the loop's: the process's own (the suite's, under nice)
+    below = min(19, base + 10)
+    workers = {tid for tid, t in threads.items() if t[0] == "libvips worker"}
+    niced = {tid for tid, t in threads.items() if t[1] == below}
+    assert workers and workers <= niced, threads
+    if below == base:  # a suite run at nice 9 or more: no lower priority is left to give
+        return
+    assert 1 <= len(niced - workers) <= 2, "the pool's threads (made as needed)"
 
     def spent(tids: set[int]) -> int:
         return sum(threads[t][2] - before.get(t, ("", 0, 0))[2] for t in tids)
 
-    assert spent(set(niced)) > 2 * spent(set(threads) - set(niced)), "transform CPU runs niced"
+    assert spent(niced) > 2 * spent(set(threads) - niced), "transform CPU runs niced"
