@@ -26,6 +26,7 @@ from edge.config_parsers import (
     parse_header_name,
     parse_hosts,
     parse_metrics,
+    parse_nice,
     parse_optional_duration,
     parse_optional_text,
     parse_optional_url,
@@ -320,6 +321,15 @@ class Settings:
         "Transforms one process runs at once, each in a thread of its own (libvips then uses"
         " cores / workers threads per transform); `auto` is the number of cores the process may"
         " run on.",
+    )
+    transform_nice: int = var(
+        "10",
+        parse_nice,
+        TRANSFORMS,
+        "Niceness added to the transform threads (and the libvips threads they start), 0 to"
+        " 19: when the CPU is short, the event loop (cached hits, originals) runs first and"
+        " transforms take what it leaves. 10 keeps hits at their unloaded rate while transforms"
+        " saturate the cores; 0: transforms compete as equals (Linux only).",
     )
     transform_queue_timeout: float | None = var(
         "",
