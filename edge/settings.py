@@ -168,7 +168,8 @@ class Settings:
         S3,
         "`path`: `https://endpoint/bucket/key`; `virtual`: `https://bucket.endpoint/key`"
         " (the store's DNS must resolve every bucket's name; a name under `.localhost` is"
-        " reached at `localhost`); `auto`: virtual-hosted on AWS's own endpoints"
+        " reached at `localhost`); `auto`: the AWS profile's `s3.addressing_style` when it"
+        " says `path` or `virtual`, else virtual-hosted on AWS's own endpoints"
         " (`s3.amazonaws.com`, `s3.REGION.amazonaws.com`, or no endpoint set), path-style on"
         " any other. A bucket whose name is no DNS label, or holds a dot over `https`"
         " (the wildcard certificate cannot match it), is always path-style, as in the AWS SDKs.",
