@@ -63,12 +63,12 @@ def test_a_real_edge_makes_its_variants_in_threads_ten_below_its_loop(tmp_path: 
     public.mkdir(parents=True)
     (public / "q.png").write_bytes(encoded(quadrants(1600, 1200)))
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
     env = clean_env(EDGE_STORAGE=str(tmp_path / "images"), EDGE_TRANSFORM_WORKERS="2")
     with edge_process(["serve", "--port", str(port)], env=env, cwd=tmp_path) as process:
-        wait_ready(base, process)
+        wait_ready(url, process)
         before = thread_niceness(process.pid)
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30) as client:
             for width in range(200, 212):
                 assert client.get(f"/i/alice/q.webp?w={width}").status_code == 200
         threads = thread_niceness(process.pid)
