@@ -337,3 +337,30 @@ def test_a_store_that_says_nosuchbucket_to_a_get_is_502(keys: None) -> None:
     with tiny_store(answer) as (port, _):
         outcome = read_s3(f"http://127.0.0.1:{port}")
     assert isinstance(outcome.error, Fault) and outcome.error.row is failures.NO_SUCH_BUCKET
+
+
+def test_the_profiles_addressing_style_applies_when_edge_says_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = virtual\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "edge")
+
+    def address(addressing: str, url: str = "http://minio:9000") -> tuple[str, str]:
+        endpoint = find_endpoint(url, addressing, botocore.session.Session())  # type: ignore[arg-type]
+        found = endpoint.address("photos", "eu-west-3")
+        return found.host_header, found.why
+
+    profile = "the AWS config file's s3.addressing_style (profile edge)"
+    assert address("auto") == ("photos.minio:9000", f"{profile}: virtual")
+    assert address("path") == ("minio:9000", "EDGE_S3_ADDRESSING=path"), "edge's own wins"
+    with pytest.raises(ConfigError, match=r"^the AWS config file's s3.addressing_style \("):
+        address("auto", "http://127.0.0.1:9000")  # virtual needs a host name
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = path\n")
+    assert address("auto", "https://s3.amazonaws.com") == ("s3.amazonaws.com", f"{profile}: path")
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = auto\n")
+    assert address("auto") == ("minio:9000", "auto: an endpoint of another store")
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = sideways\n")
+    with pytest.raises(ConfigError, match=r"expected auto, path or virtual, got 'sideways'$"):
+        address("auto")
