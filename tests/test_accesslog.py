@@ -62,7 +62,11 @@ def test_access_log_never_blocks_its_caller() -> None:
     rows = [public_hit(n) for n in range(20_000)]  # about 4 MB of lines: far beyond a pipe's 64 KiB
     # Nobody reads the pipe until the caller is done: a put() that waited for the pipe
     # would wait forever (bounded here by the join), however slow the machine.
-    caller = threading.Thread(target=lambda: [observer.finish(*row) for row in rows])
+    def log_them() -> None:
+        for row in rows:
+            observer.finish(*row)
+
+    caller = threading.Thread(target=log_them)
     caller.start()
     caller.join(timeout=60)
     assert not caller.is_alive(), "finish() blocked on the full pipe"
