@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from tests.support.stranger import (
     judge,
     png_size,
     populate,
+    read_answer,
     send_raw,
 )
 from tests.support.world import BEFORE_STORAGE, World
@@ -248,3 +250,41 @@ def test_through_nginx_no_private_byte_and_none_cached(tmp_path: Path) -> None:
             again += [Ask(f"again unsigned: {path}", path) for path in PRIVATE]
             problems += one_by_one(base, again, canary)
     assert not problems, "\n".join(problems[:40])
+
+
+def test_a_body_refused_while_its_answer_streams_leaves_that_answer_whole(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The owner's download announces a chunked body, then sends a malformed chunk once its
+    answer has begun: the answer still ends whole, nothing is logged as an error, and
+    nothing but a JSON refusal may follow it before the connection closes."""
+    from tests.support.world import folder_world
+
+    world = folder_world(tmp_path)
+    canary = secrets.token_hex(16).encode()
+    populate(world, canary)
+    world.send_buffer = 8192  # the answer (200 KB) waits for the client to read it
+    with world.stack:
+        base = world.serve()
+        host, port = base.removeprefix("http://").split(":")
+        target = signer(world)("/i/alice/big.png")
+        head = f"GET {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+            sock.makefile("rb") as stream,
+        ):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            sock.settimeout(10)
+            sock.connect((host, int(port)))
+            sock.sendall(head.encode())
+            assert stream.peek(1)  # the answer has begun
+            sock.sendall(b"zz\r\n")
+            answers = []
+            while (answer := read_answer(stream, head=False)) is not None:
+                answers.append(answer)
+    owner = Ask("owner", target, entitled=True, whole=True)
+    assert answers and not judge(owner, answers[0], canary)
+    for answer in answers[1:]:
+        assert answer.status == 400 and not judge(Ask("after", ""), answer, canary)
+    logged = capfd.readouterr().err
+    assert "Traceback" not in logged and "ERROR" not in logged, logged[-3000:]
