@@ -37,6 +37,9 @@ def test_redact_hides_every_sig_value() -> None:
     assert redact(b"sig=a&sig=b") == b"sig=[redacted]&sig=[redacted]"
     assert redact(b"v=2&sigma=1") == b"v=2&sigma=1"
     assert redact(b"sig") == b"sig"
+    # Edge ignores SIG=, but its value is a genuine signature one lower-casing away from use.
+    hidden = b"sig=[redacted]&exp=1&sig=[redacted]&sig=[redacted]"
+    assert redact(b"SIG=abc&exp=1&Sig=d&%73IG=e") == hidden
 
 
 def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:

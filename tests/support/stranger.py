@@ -17,6 +17,7 @@ Objects, as :func:`populate` stores them (every private one holds the canary):
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -52,6 +53,9 @@ CODES = {
     "HEADERS_TOO_LARGE": 431,
 }
 
+#: What every answer's X-Request-ID is: edge's own (a client's is never taken from a
+#: connection outside EDGE_TRUSTED_PROXIES) or nginx's ($request_id).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: ``sign(path, transform=None, exp=None, kid=False)``: the target of a URL signed with the
 #: suite's key (an ``exp`` 10 minutes ahead unless given).
 Signer = Callable[..., str]
@@ -205,6 +209,8 @@ def judge(ask: Ask, answer: Answer, canary: bytes) -> list[str]:
         found.append("a variant of a private image to a request not entitled to it")
     if ask.whole and ask.method == "GET" and (answer.status != 200 or canary not in answer.body):
         found.append(f"the owner's signed URL got {answer.status} without the private bytes")
+    if answer.status and not REQUEST_ID.fullmatch(answer.header("x-request-id") or ""):
+        found.append(f"X-Request-ID {answer.header('x-request-id')!r}")
     length = answer.header("content-length")
     if length is not None and ask.method != "HEAD" and len(answer.body) != int(length):
         found.append(f"{len(answer.body)} bytes of a body of {length}")
@@ -232,6 +238,30 @@ def error_shape(answer: Answer, *, head: bool) -> list[str]:
     status = 403 if answer.header("x-edge-error") else CODES.get(error["code"])
     if not shaped or error["status"] != answer.status or status != answer.status:
         found.append(f"error {error} for status {answer.status}")
+    return found
+
+
+def signatures(every: list[Ask]) -> set[str]:
+    """Every signature value the asks carry (at least 20 characters: a real one's share)."""
+    found = set()
+    for ask in every:
+        for part in ask.target.partition("?")[2].split("&"):
+            name, _, value = part.partition("=")
+            if unquote(name) == "sig" and len(value) >= 20:
+                found.add(value)
+    return found
+
+
+def log_problems(logged: str, every: list[Ask]) -> list[str]:
+    """What is wrong with an access log: a line that is not JSON, or a signature in it."""
+    found = []
+    for line in logged.splitlines():
+        if line.startswith("{"):
+            try:
+                json.loads(line)
+            except ValueError:
+                found.append(f"not JSON: {line[:200]}")
+    found += [f"a signature in the log: {sig}" for sig in signatures(every) if sig in logged]
     return found
 
 
@@ -302,7 +332,8 @@ def _for_path(path: str, sign: Signer, now: int) -> Iterator[Ask]:
         ("unknown kid", f"{signed_query}&kid=nope"),
         ("repeated sig", f"{signed_query}&sig={sig}"),
         ("SIG", f"SIG={sig}&EXP={exp}"),
-        ("%2573ig", f"%2573ig={sig}&exp={exp}"),
+        ("%2573ig", f"%2573ig={'A' * 43}&exp={exp}"),  # decoded once: no sig (junk value,
+        # as edge and nginx log a parameter that is no sig as sent)
         ("empty", "sig=&exp="),
     ):
         yield Ask(f"{label} signature", f"{path}?{query}")
