@@ -390,6 +390,7 @@ def _elsewhere(sign: Signer) -> Iterator[Ask]:
         ("spoofed proxy", (("X-Forwarded-For", "127.0.0.1"), ("X-Original-URI", good))),
         ("spoofed id", (("X-Request-ID", "a" * 500),)),
         ("authorization", (("Authorization", "Bearer x"), ("Cookie", "session=1"))),
+        ("a signed referer", (("Referer", f"https://edge.test{good}"),)),
         ("range list", (("Range", "bytes=0-1," * 500 + "0-1"),)),
         ("huge range", (("Range", "bytes=99999999999999999999-"),)),
     ):
