@@ -256,6 +256,10 @@ def test_through_nginx_no_private_byte_and_none_cached(tmp_path: Path) -> None:
             again += [Ask(f"again unsigned: {path}", path) for path in PRIVATE]
             problems += one_by_one(base, again, canary)
     assert not problems, "\n".join(problems[:40])
+    logged = (tmp_path / "nginx" / "edge-proxy-access.log").read_text()
+    assert logged.count('"status":') >= len(every)
+    problems = log_problems(logged, every)
+    assert not problems, "\n".join(problems[:40])
 
 
 def test_a_body_refused_while_its_answer_streams_leaves_that_answer_whole(

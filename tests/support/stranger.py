@@ -272,6 +272,11 @@ def percent_all(path: str) -> str:
     return f"/i/{user}/{escaped}"
 
 
+def _reversed(target: str) -> str:
+    path, _, query = target.partition("?")
+    return path + "?" + "&".join(reversed(query.split("&")))
+
+
 def query_of(target: str) -> str:
     return target.partition("?")[2]
 
@@ -296,6 +301,13 @@ def _for_path(path: str, sign: Signer, now: int) -> Iterator[Ask]:
     yield Ask("owner variant", variant, entitled=True)
     yield Ask("owner, path escaped", percent_all(path) + "?" + query_of(good), entitled=True)
     yield Ask("owner, %73ig", good.replace("?sig=", "?%73ig="), entitled=True, whole=True)
+    # The same signature written otherwise: other memo keys, one verdict.
+    escaped_exp = good.replace("&exp=", "&%65xp=")
+    yield Ask("owner, %65xp", escaped_exp, entitled=True, whole=True)
+    yield Ask("owner, params reversed", _reversed(good), entitled=True, whole=True)
+    yield Ask("owner, a junk param", good + "&v=2", entitled=True, whole=True)
+    yield Ask("%65xp on another user", f"{other}?{query_of(escaped_exp)}")
+    yield Ask("reversed on another user", f"{other}?{query_of(_reversed(good))}")
     for method in ("GET", "HEAD"):
         yield Ask("unsigned", path, method)
         yield Ask("unsigned variant", f"{path}?w={WIDTH}", method)
