@@ -23,20 +23,17 @@ import pytest
 
 from edge.signing import sign_url
 from tests.support.nginx import run_nginx
+from tests.support.raw_http import Answer, exchange, read_answer, send_raw
 from tests.support.stranger import (
     PRIVATE,
     WIDTH,
-    Answer,
     Ask,
     Signer,
     asks,
-    exchange,
     judge,
     log_problems,
     png_size,
     populate,
-    read_answer,
-    send_raw,
 )
 from tests.support.world import BEFORE_STORAGE, World
 
