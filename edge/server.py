@@ -116,10 +116,12 @@ class EdgeProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            # An image edge speaks HTTP/1.1 alone: Upgrade is ignored (RFC 9110 7.8), the
+            # request answered as any other. The parser reads nothing after it, so the
+            # connection closes after that answer (uvicorn left it open and deaf, and logged
+            # a warning per request: a stranger's rate).
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
             return
         except httptools.HttpParserError:
             if not self._refusal:  # the parser itself refused the bytes
@@ -127,6 +129,10 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         if self._in_head and self._head_bytes > self.bounds.max_header_bytes:
             self._refuse("headers_too_large", self.bounds.too_large)
+
+    def _should_upgrade(self) -> bool:
+        """Never to a WebSocket, whatever uvicorn's ``ws`` option: no route takes one."""
+        return False
 
     def on_headers_complete(self) -> None:
         if self._head_bytes > self.bounds.max_header_bytes and self._head_size() > (
