@@ -35,10 +35,12 @@ from tests.support.stranger import (
     png_size,
     populate,
 )
-from tests.support.world import BEFORE_STORAGE, World
+from tests.support.world import BEFORE_STORAGE, World, folder_world
 
 
 def signer(world: World) -> Signer:
+    """Sign with the world's key (tests.support.stranger.Signer)."""
+
     def sign(
         path: str, transform: str | None = None, exp: int | None = None, kid: bool = False
     ) -> str:
@@ -69,6 +71,7 @@ def attack(base: str, every: list[Ask], canary: bytes, *, pipelined: bool) -> li
 
 
 def one_by_one(base: str, every: list[Ask], canary: bytes) -> list[str]:
+    """Each ask on a connection of its own: what was wrong with each answer."""
     problems: list[str] = []
     for ask in every:
         answers = exchange(base, [ask], pipelined=False)
@@ -111,8 +114,6 @@ def test_no_stranger_request_gets_a_private_byte(
 def test_memos_filled_by_the_owner_answer_no_stranger(tmp_path: Path) -> None:
     """Each memo filled by a signed request, then asked by an unsigned or differently signed
     one sharing its query or its path; with Server-Timing on (its own path to the verdict)."""
-    from tests.support.world import folder_world
-
     world = folder_world(tmp_path)
     canary = secrets.token_hex(16).encode()
     populate(world, canary)
@@ -244,8 +245,6 @@ def test_through_nginx_no_private_byte_and_none_cached(tmp_path: Path) -> None:
     """The same attack through nginx and its cache (the owner's requests first, so private
     answers pass through it), then every private image asked unsigned again: nginx's cache
     holds no private byte for any URL a stranger sent."""
-    from tests.support.world import folder_world
-
     (tmp_path / "world").mkdir()
     world = folder_world(tmp_path / "world")
     canary = secrets.token_hex(16).encode()
@@ -280,8 +279,6 @@ def test_a_body_refused_while_its_answer_streams_leaves_that_answer_whole(
     """The owner's download announces a chunked body, then sends a malformed chunk once its
     answer has begun: the answer still ends whole, nothing is logged as an error, and
     nothing but a JSON refusal may follow it before the connection closes."""
-    from tests.support.world import folder_world
-
     world = folder_world(tmp_path)
     canary = secrets.token_hex(16).encode()
     populate(world, canary)
