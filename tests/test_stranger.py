@@ -70,7 +70,7 @@ def attack(base: str, every: list[Ask], canary: bytes, *, pipelined: bool) -> li
     return problems
 
 
-def one_by_one(base: str, every: list[Ask], canary: bytes) -> list[str]:
+def one_by_one(base: str, every: list[Ask], canary: bytes, *, ids: bool = True) -> list[str]:
     """Each ask on a connection of its own: what was wrong with each answer."""
     problems: list[str] = []
     for ask in every:
@@ -80,7 +80,7 @@ def one_by_one(base: str, every: list[Ask], canary: bytes) -> list[str]:
         for answer in answers:
             problems += [
                 f"{ask.label}: {ask.method} {ask.target[:90]!r}: {p}"
-                for p in judge(ask, answer, canary)
+                for p in judge(ask, answer, canary, ids=ids)
             ]
     return problems
 
@@ -307,3 +307,23 @@ def test_a_body_refused_while_its_answer_streams_leaves_that_answer_whole(
         assert answer.status == 400 and not judge(Ask("after", ""), answer, canary)
     logged = capfd.readouterr().err
     assert "Traceback" not in logged and "ERROR" not in logged, logged[-3000:]
+
+
+def test_through_nginx_auth_request_no_private_byte(tmp_path: Path) -> None:
+    """The same requests through nginx in auth_request mode (deploy/nginx/auth-request.conf):
+    nginx serves the files itself on edge's verdict, and no stranger gets a private byte."""
+    (tmp_path / "world").mkdir()
+    world = folder_world(tmp_path / "world")
+    canary = secrets.token_hex(16).encode()
+    populate(world, canary)
+    with world.stack:
+        edge = world.serve()
+        with run_nginx(
+            "auth-request.conf",
+            tmp_path / "nginx",
+            upstreams=[edge.removeprefix("http://")],
+            root=world.root,
+        ) as base:
+            every = list(asks(signer(world), int(time.time())))
+            problems = one_by_one(base, every, canary, ids=False)
+    assert not problems, "\n".join(problems[:40])
