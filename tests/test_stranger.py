@@ -70,7 +70,7 @@ def attack(base: str, every: list[Ask], canary: bytes, *, pipelined: bool) -> li
     return problems
 
 
-def one_by_one(base: str, every: list[Ask], canary: bytes, *, ids: bool = True) -> list[str]:
+def one_by_one(base: str, every: list[Ask], canary: bytes) -> list[str]:
     """Each ask on a connection of its own: what was wrong with each answer."""
     problems: list[str] = []
     for ask in every:
@@ -80,7 +80,7 @@ def one_by_one(base: str, every: list[Ask], canary: bytes, *, ids: bool = True) 
         for answer in answers:
             problems += [
                 f"{ask.label}: {ask.method} {ask.target[:90]!r}: {p}"
-                for p in judge(ask, answer, canary, ids=ids)
+                for p in judge(ask, answer, canary)
             ]
     return problems
 
@@ -325,5 +325,5 @@ def test_through_nginx_auth_request_no_private_byte(tmp_path: Path) -> None:
             root=world.root,
         ) as base:
             every = list(asks(signer(world), int(time.time())))
-            problems = one_by_one(base, every, canary, ids=False)
+            problems = one_by_one(base, every, canary)
     assert not problems, "\n".join(problems[:40])

@@ -2,11 +2,12 @@
 
 :class:`S3Storage` is the bucket as the rest of edge sees it: set up and checked
 at start (:meth:`S3Storage.open`), its HEAD (:meth:`S3Storage.check`), listings,
-and reads. Below it, in layers: the reads under conditions (conditional GET,
-``304``, Range, each reply checked) in :mod:`edge.storage.s3_reads`, and the
-requests themselves (signed, sent on a bounded pool, retried, moved to the
-bucket's region) in :mod:`edge.storage.s3_requests`. botocore only finds the
-credentials, the region and the CA bundle.
+and reads. It composes two parts, each owning its state: the requests themselves
+(signed, sent on a bounded pool, retried, moved to the bucket's region), an
+:class:`edge.storage.s3_requests.S3Client`; and the reads under conditions
+(conditional GET, ``304``, Range, each reply checked), an
+:class:`edge.storage.s3_reads.S3Reads` sending through that client. botocore only
+finds the credentials, the region and the CA bundle, here at start-up.
 
 Where requests go (the endpoint as the AWS SDKs find it, path-style or
 virtual-hosted addressing) is :mod:`edge.storage.endpoint`'s; the region signed for,
@@ -24,20 +25,18 @@ from there.
 
 from __future__ import annotations
 
-from typing import Any
-
 from edge.errors import ConfigError
-from edge.storage.base import Conditions, Reply, Storage, decide, sibling_names
+from edge.storage.base import Conditions, Reply, Storage, sibling_names
 from edge.storage.config import S3Settings
 from edge.storage.endpoint import Address, Endpoint, find_endpoint
 from edge.storage.failures import Unconfirmed
 from edge.storage.network import ca_bundle
 from edge.storage.probe import BucketWatch, check_at_start
 from edge.storage.region import bucket_region, first_region
-from edge.storage.s3_answers import LIST_KEYS, Refusal, listing, stat_of
+from edge.storage.s3_answers import LIST_KEYS, Refusal, listing
 from edge.storage.s3_reads import S3Reads
-from edge.storage.sigv4 import Credentials, Signer, canonical_query
-from edge.storage.wire import Pool
+from edge.storage.s3_requests import S3Client
+from edge.storage.sigv4 import canonical_query
 
 
 def find_credentials() -> bool:
@@ -48,59 +47,72 @@ def find_credentials() -> bool:
     return botocore.session.get_session().get_credentials() is not None
 
 
-class S3Storage(S3Reads, Storage):
+class S3Storage(Storage):
+    """The bucket (under ``prefix``) as storage: a facade over its client and its reads."""
+
     kind = "s3"
 
     def __init__(self, *, bucket: str, prefix: str = "", settings: S3Settings) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._endpoint_url = settings.endpoint_url
-        self._region = settings.region
-        self._max_connections = settings.max_connections
-        self._connect_timeout = settings.connect_timeout
-        self._read_timeout = settings.read_timeout
-        self._max_attempts = settings.max_attempts
-        self._addressing = settings.addressing
-        self._check_bucket = settings.check_bucket
-        self._pool: Pool | None = None
-        self._retired: list[Pool] = []  # pools of an address left for another region's
-        self._signer = Signer(region=settings.region or "us-east-1")
+        self._settings = settings  # the endpoint, region and addressing asked; the check
         self.region_source = ""  # where the first region signed for came from
-        self.endpoint: Endpoint | None = None  # set by open()
-        self.address: Address | None = None
-        self._host = ""  # the Host header, port included when not the scheme's default
-        self._bucket_path = ""  # "/bucket" for path-style addressing, "" for virtual-hosted
-        self._ca_bundle: str | None = None  # AWS_CA_BUNDLE, else the profile's ca_bundle
+        self._client = S3Client(bucket=bucket, settings=settings)
+        self._reads = S3Reads(self._client, prefix)
         self._watch = BucketWatch(self.check)  # what a bare 404 is (edge/storage/probe.py)
-        self._source: Any = None  # botocore's credentials, refreshed by botocore
-        self._credentials = Credentials("", "")
-        self._credentials_until = 0.0
+
+    @property
+    def region(self) -> str:
+        """The region signed for now (the bucket's, once S3 named it)."""
+        return self._client.region
+
+    @property
+    def credential_source(self) -> str:
+        """Where the credentials came from (botocore's name for it): never a secret."""
+        return self._client.credential_source
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The endpoint in use and where it was found; None until :meth:`open`."""
+        return self._client.endpoint
+
+    @property
+    def address(self) -> Address | None:
+        """Where requests go now (the bucket's region may move it); None until :meth:`open`."""
+        return self._client.address
+
+    def use_region(self, region: str) -> None:
+        """Sign for ``region`` from now on, and on AWS's own endpoints go to its host."""
+        self._client.use_region(region)
 
     async def open(self) -> None:
         from aiobotocore.session import get_session  # the credential chain only
 
+        settings = self._settings
         session = get_session()
-        region, self.region_source = first_region(self._region, session)
-        self.endpoint = find_endpoint(self._endpoint_url, self._addressing, session)
-        self._signer = Signer(region=region)
-        self._source = await session.get_credentials()
-        if self._source is None:  # find_credentials() said there were some
+        region, self.region_source = first_region(settings.region, session)
+        endpoint = find_endpoint(settings.endpoint_url, settings.addressing, session)
+        source = await session.get_credentials()
+        if source is None:  # find_credentials() said there were some
             raise ConfigError("EDGE_STORAGE: the AWS credentials are gone")
-        await self._fresh_credentials()
-        self._ca_bundle = ca_bundle(session)  # botocore's: trusted for an https endpoint
-        self._reach(self.endpoint.address(self.bucket, region))
-        if self._check_bucket:
+        # botocore's CA bundle: trusted for an https endpoint
+        await self._client.connect(endpoint, region, source, ca_bundle(session))
+        if settings.check_bucket:
             try:
                 await check_at_start(lambda: self.first_key(""), self.bucket)
             except BaseException:  # no start: its connections end here, none left to the GC
                 await self.aclose()
                 raise
 
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
     async def check(self) -> None:
         """A HEAD of the bucket: any refusal is its row's error (a 404 is NoSuchBucket)."""
-        answer = await self._send("HEAD", self._bucket_path or "/", [], bucket=True)
+        client = self._client
+        answer = await client.send("HEAD", client.bucket_path or "/", [], bucket=True)
         if isinstance(answer, Refusal):
-            raise answer.exception(**self._facts(f"bucket {self.bucket}"))
+            raise answer.exception(**client.facts(f"bucket {self.bucket}"))
         answer.release()
 
     async def first_key(self, folder: str) -> str | None:
@@ -113,11 +125,12 @@ class S3Storage(S3Reads, Storage):
         query = canonical_query(
             [("prefix", self.prefix + folder), ("max-keys", "1"), ("encoding-type", "url")]
         )
-        path = self._bucket_path or "/"
-        answer = await self._send("GET", path, [], query=query, key=what, bucket=True)
+        client = self._client
+        path = client.bucket_path or "/"
+        answer = await client.send("GET", path, [], query=query, key=what, bucket=True)
         if isinstance(answer, Refusal):
-            raise answer.exception(**self._facts(what))
-        if not self._region and (region := bucket_region(answer.headers)):
+            raise answer.exception(**client.facts(what))
+        if not self._settings.region and (region := bucket_region(answer.headers)):
             self.use_region(region)
         keys = await listing(answer, what)
         return keys[0] if keys else None
@@ -140,10 +153,11 @@ class S3Storage(S3Reads, Storage):
                 ("encoding-type", "url"),
             ]
         )
-        path = self._bucket_path or "/"
-        answer = await self._send("GET", path, [], query=query, key=what, bucket=True)
+        client = self._client
+        path = client.bucket_path or "/"
+        answer = await client.send("GET", path, [], query=query, key=what, bucket=True)
         if isinstance(answer, Refusal):
-            raise answer.exception(**self._facts(what))
+            raise answer.exception(**client.facts(what))
         start = self.prefix + directory
         listed = await listing(answer, what)
         found = {name[len(start) :] for name in listed if name.startswith(start)}
@@ -152,12 +166,8 @@ class S3Storage(S3Reads, Storage):
     async def read(self, key: str, conditions: Conditions, *, head: bool) -> Reply:
         try:
             if head:
-                response = await self._object("HEAD", key, [])
-                response.release()
-                stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
-                status, start, end = decide(stat, conditions)
-                return Reply(status, stat, start, end, None)
-            return await self._get(key, conditions)
+                return await self._reads.head(key, conditions)
+            return await self._reads.get(key, conditions)
         except Unconfirmed:  # a 404 without a document (a HEAD's): is the bucket there?
             await self._watch.confirm()
             raise

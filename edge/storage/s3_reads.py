@@ -11,9 +11,9 @@ A body sent chunked (no ``Content-Length``) is read ahead (:func:`unsized`); a
 Range is forwarded as ever: a part's ``Content-Range`` gives its length, and a
 store that ignores the Range sends the whole object.
 
-It is the middle layer of :class:`edge.storage.s3.S3Storage` (a mixin over
-:mod:`edge.storage.s3_requests`, which sends and retries), kept apart from the
-bucket's facade so each reads in one sitting.
+:class:`S3Reads` holds the bucket's :class:`edge.storage.s3_requests.S3Client`
+(which signs, sends and retries) and the key prefix, nothing else: the bucket's
+facade (:class:`edge.storage.s3.S3Storage`) hands it each read.
 """
 
 from __future__ import annotations
@@ -40,17 +40,27 @@ from edge.storage.s3_answers import (
     unsized,
 )
 from edge.storage.s3_parts import Slice, cut
-from edge.storage.s3_requests import S3Requests
+from edge.storage.s3_requests import S3Client
 from edge.storage.sigv4 import object_path
 from edge.storage.wire import Response
 
 
-class S3Reads(S3Requests):
+class S3Reads:
     """GETs and HEADs of objects, their answers decided as the folder storage decides."""
 
-    prefix: str  # set by S3Storage.__init__
+    def __init__(self, client: S3Client, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix  # the storage's, empty or ending in ``/``
 
-    async def _get(self, key: str, conditions: Conditions, *, again: bool = False) -> Reply:
+    async def head(self, key: str, conditions: Conditions) -> Reply:
+        """A HEAD of ``key``, decided under ``conditions`` on the validators S3 sent."""
+        response = await self._object("HEAD", key, [])
+        response.release()
+        stat = stat_of(response.headers, response.length)  # none: UNKNOWN_SIZE
+        status, start, end = decide(stat, conditions)
+        return Reply(status, stat, start, end, None)
+
+    async def get(self, key: str, conditions: Conditions, *, again: bool = False) -> Reply:
         """A GET under ``conditions``; ``again``: a retry after a wrong part (see
         :mod:`edge.storage.s3_parts`), whose own wrong part is an error."""
         headers: list[tuple[str, str]] = []
@@ -78,7 +88,7 @@ class S3Reads(S3Requests):
                 return Reply(304, not_modified.stat, 0, -1, None)
             return await self._revalidated(key, conditions)
         except _PreconditionFailed:  # If-Range did not hold: the whole object
-            return await self._get(key, replace(conditions, range=None, if_range=None))
+            return await self.get(key, replace(conditions, range=None, if_range=None))
         except RangeNotSatisfiable as error:
             if error.size < 0:
                 head = await self._object("HEAD", key, [])
@@ -117,7 +127,7 @@ class S3Reads(S3Requests):
             if conditions.range is None:
                 raise UNASKED_PART.exception(key=key, detail=f"{content_range:.60}")
             await response.drain()  # If-Range failed here: the whole object, once
-            return await self._get(key, replace(conditions, range=None, if_range=None))
+            return await self.get(key, replace(conditions, range=None, if_range=None))
         if length < 0:  # a whole object sent chunked (its size unknown): read ahead
             whole = await unsized(response, stat, key)
             if whole.data is None:  # longer than a chunk: the whole object, streamed
@@ -131,7 +141,7 @@ class S3Reads(S3Requests):
                 detail = f"bytes {answered[0]}-{answered[1]} for a request of {start}-{end}"
                 raise MISSING_PART.exception(key=key, detail=detail)
             await response.drain()
-            return await self._get(key, replace(conditions, range=(start, end)), again=True)
+            return await self.get(key, replace(conditions, range=(start, end)), again=True)
         skip, take = where
         if length <= CHUNK_BYTES:
             data = await read_whole(chunks)
@@ -151,19 +161,20 @@ class S3Reads(S3Requests):
         if decide(stat, conditions)[0] == 304:
             return Reply(304, stat, 0, -1, None)
         fresh = replace(conditions, if_none_match=None, if_modified_since=None)
-        return await self._get(key, fresh)  # a 304 to it is UNASKED_PART: no loop
+        return await self.get(key, fresh)  # a 304 to it is UNASKED_PART: no loop
 
     async def _object(self, method: str, key: str, headers: list[tuple[str, str]]) -> Response:
         """A GET or HEAD of ``key``: a success, or the error its refusal's row says."""
-        path = self._bucket_path + object_path(None, self.prefix + key)
-        answer = await self._send(method, path, headers, key=key)
+        client = self._client
+        path = client.bucket_path + object_path(None, self._prefix + key)
+        answer = await client.send(method, path, headers, key=key)
         if isinstance(answer, Response):
             return answer
         if answer.row is NOT_MODIFIED:
             raise _NotModified(not_modified_stat(answer.headers))
         if answer.row is PRECONDITION_FAILED:
             raise _PreconditionFailed
-        raise answer.exception(**self._facts(key))
+        raise answer.exception(**client.facts(key))
 
 
 class _NotModified(Exception):

@@ -14,9 +14,11 @@ is a row of :mod:`edge.storage.failures`: this part of the client only raises
 and retries from there. When S3 names the bucket's region (:mod:`edge.storage.region`),
 the request is signed for it once more, and sent to its host on AWS's own endpoints.
 
-It is the lowest layer of :class:`edge.storage.s3.S3Storage` (a mixin: the state
-is set up by ``S3Storage.__init__`` and ``open``), kept apart so the reads above
-it (:mod:`edge.storage.s3_reads`) and the bucket's facade read in one sitting.
+:class:`S3Client` owns all of that state (the pool, the signer, the credentials,
+where requests go): :class:`edge.storage.s3.S3Storage` makes one, hands it the
+endpoint and the credentials it found at start-up (:meth:`S3Client.connect`), and
+it and the reads (:mod:`edge.storage.s3_reads`) send through it; so each of the
+three reads in one sitting, and none sets another's attributes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import random
 import time
 from typing import Any
 
+from edge.storage.config import S3Settings
 from edge.storage.endpoint import Address, Endpoint
 from edge.storage.failures import BACKOFF, CREDENTIALS, Fault, Silence
 from edge.storage.network import proxy_for, tls_context
@@ -44,33 +47,46 @@ BACKOFF_BASE, BACKOFF_CAP = 0.025, 0.5
 CREDENTIALS_SECONDS = 60.0
 
 
-class S3Requests:
-    """Signed requests to one bucket, retried as their failures' rows say."""
+class S3Client:
+    """Signed requests to one bucket, retried as their failures' rows say. Made with the
+    bucket and its settings; it sends once :meth:`connect` gave it where and as whom."""
 
-    # Set by S3Storage.__init__ and open() (edge/storage/s3.py).
-    bucket: str
-    endpoint: Endpoint | None
-    address: Address | None
-    _max_connections: int
-    _connect_timeout: float
-    _read_timeout: float
-    _max_attempts: int
-    _pool: Pool | None
-    _retired: list[Pool]
-    _signer: Signer
-    _host: str
-    _bucket_path: str
-    _ca_bundle: str | None
-    _source: Any
-    _credentials: Credentials
-    _credentials_until: float
+    def __init__(self, *, bucket: str, settings: S3Settings) -> None:
+        self.bucket = bucket
+        self._max_connections = settings.max_connections
+        self._connect_timeout = settings.connect_timeout
+        self._read_timeout = settings.read_timeout
+        self._max_attempts = settings.max_attempts
+        self._signer = Signer(region=settings.region or "us-east-1")
+        self.endpoint: Endpoint | None = None  # set by connect()
+        self.address: Address | None = None  # where requests go now (a region may move it)
+        self.bucket_path = ""  # "/bucket" for path-style addressing, "" for virtual-hosted
+        self._host = ""  # the Host header, port included when not the scheme's default
+        self._pool: Pool | None = None
+        self._retired: list[Pool] = []  # pools of an address left for another region's
+        self._ca_bundle: str | None = None  # AWS_CA_BUNDLE, else the profile's ca_bundle
+        self._source: Any = None  # botocore's credentials, refreshed by botocore
+        self._credentials = Credentials("", "")
+        self._credentials_until = 0.0
+
+    async def connect(
+        self, endpoint: Endpoint, region: str, source: Any, ca_bundle: str | None
+    ) -> None:
+        """Sign for ``region`` with ``source``'s credentials (botocore's, fetched now), and
+        send to the bucket's address on ``endpoint``, trusting ``ca_bundle`` for https."""
+        self.endpoint = endpoint
+        self._signer = Signer(region=region)
+        self._source = source
+        await self._fresh_credentials()
+        self._ca_bundle = ca_bundle
+        self._reach(endpoint.address(self.bucket, region))
 
     def _reach(self, address: Address) -> None:
         """Send every request to ``address`` from now on, on a pool of its own (an earlier
         pool's connections end at aclose, their answers read)."""
         if self._pool is not None:
             self._retired.append(self._pool)
-        self.address, self._host, self._bucket_path = (
+        self.address, self._host, self.bucket_path = (
             address,
             address.host_header,
             address.bucket_path,
@@ -118,7 +134,7 @@ class S3Requests:
                 await pool.aclose()
         self._pool, self._retired = None, []
 
-    async def _send(
+    async def send(
         self,
         method: str,
         path: str,
@@ -164,7 +180,7 @@ class S3Requests:
             await asyncio.sleep(random.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
             attempt += 1
 
-    def _facts(self, key: str) -> dict[str, object]:
+    def facts(self, key: str) -> dict[str, object]:
         """What a refusal's reason may name, besides what S3 said."""
         assert self._pool is not None
         endpoint, region = self._pool.endpoint, self._signer.region

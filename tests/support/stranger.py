@@ -102,9 +102,8 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     return width, height
 
 
-def judge(ask: Ask, answer: Answer, canary: bytes, *, ids: bool = True) -> list[str]:
-    """What is wrong with an answer to ``ask``; empty when nothing is. ``ids``: it must carry
-    an X-Request-ID (auth-request.conf's nginx sends none of its own)."""
+def judge(ask: Ask, answer: Answer, canary: bytes) -> list[str]:
+    """What is wrong with an answer to ``ask``; empty when nothing is."""
     found = []
     if answer.status >= 500:
         found.append(f"status {answer.status}")
@@ -116,7 +115,7 @@ def judge(ask: Ask, answer: Answer, canary: bytes, *, ids: bool = True) -> list[
         found.append("a variant of a private image to a request not entitled to it")
     if ask.whole and ask.method == "GET" and (answer.status != 200 or canary not in answer.body):
         found.append(f"the owner's signed URL got {answer.status} without the private bytes")
-    if ids and answer.status and not REQUEST_ID.fullmatch(answer.header("x-request-id") or ""):
+    if answer.status and not REQUEST_ID.fullmatch(answer.header("x-request-id") or ""):
         found.append(f"X-Request-ID {answer.header('x-request-id')!r}")
     length = answer.header("content-length")
     if length is not None and ask.method != "HEAD" and len(answer.body) != int(length):
