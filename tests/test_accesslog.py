@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.accesslog import AccessLog, redact
+from edge.accesslog import AccessLog, redact, redact_url
 from edge.observe import Observer
 from edge.proxies import ProxyPolicy
 from edge.record import Record
@@ -38,6 +38,16 @@ def test_redact_hides_every_sig_value() -> None:
     assert redact(b"sig=a&sig=b") == b"sig=[redacted]&sig=[redacted]"
     assert redact(b"v=2&sigma=1") == b"v=2&sigma=1"
     assert redact(b"sig") == b"sig"
+    # Edge ignores SIG=, but its value is a genuine signature one lower-casing away from use.
+    hidden = b"sig=[redacted]&exp=1&sig=[redacted]&sig=[redacted]"
+    assert redact(b"SIG=abc&exp=1&Sig=d&%73IG=e") == hidden
+    # A referer may be a signed URL: its query is redacted the same way.
+    assert (
+        redact_url(b"https://x/i/a/b.png?sig=abc&exp=1")
+        == b"https://x/i/a/b.png?sig=[redacted]&exp=1"
+    )
+    assert redact_url(b"https://x/page?a=1") == b"https://x/page?a=1"
+    assert redact_url(b"https://x/sig=1") == b"https://x/sig=1"
 
 
 def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:
@@ -60,6 +70,7 @@ def test_access_log_never_blocks_its_caller() -> None:
     log.start()
     observer = Observer(metrics=None, log=log)
     rows = [public_hit(n) for n in range(20_000)]  # about 4 MB of lines: far beyond a pipe's 64 KiB
+
     # Nobody reads the pipe until the caller is done: a put() that waited for the pipe
     # would wait forever (bounded here by the join), however slow the machine.
     def log_them() -> None:
