@@ -189,8 +189,6 @@ class Verifier:
         a signature error otherwise)."""
         if not query:
             return None
-        if query in self._unsigned:  # first: no tuple built for a cached variant's hit
-            return None  # (a query kept there has no signature, so none is in _memo)
         known = self._memo.get((path, query))
         if known is not None:
             expires = known.exp
@@ -198,6 +196,8 @@ class Verifier:
             if now < expires + self.leeway and (not self.max_ttl or expires - now <= self.max_ttl):
                 return known  # _judge_time's test, inline: this is the repeated signed hit
             self._judge_time(known.kid, expires)
+        if query in self._unsigned:
+            return None
         refused = self._refused.get((path, query))
         if refused is not None:
             raise SignatureInvalid(*refused)
