@@ -56,7 +56,7 @@ TIMING_CASES = ("public+timing", "signed+timing")
 #: fields cost.
 BROWSER_CASES = ("public+browser", "public+browser+log", "signed+browser", "signed+browser+log")
 #: A cached variant hit: ``?w=400`` of a 4 MP JPEG, made once by the request that fills
-#: the cache, then asked again and again (issue 16's "cached variant hit").
+#: the cache, then asked again and again (bench.transform_load's "cached variant hit").
 VARIANT = "variant"
 VARIANT_PATH = "/i/alice/photo-4mp.jpg"
 BROWSER = (

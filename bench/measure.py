@@ -12,8 +12,11 @@ import os
 import re
 import statistics
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +29,41 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def verdict(value: float, target: float, *, at_least: bool, words: tuple[str, str]) -> str:
+    """Whether ``value`` meets ``target`` (at least it, or at most), in a report's own words:
+    ``words`` is what a met target says, then a miss's format of its share (``{:.1%}``)."""
+    met = value >= target if at_least else value <= target
+    if met:
+        return words[0]
+    miss = (target - value) / target if at_least else (value - target) / target
+    return words[1].format(miss)
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def peak_rss(pid: int) -> int:
+    """A process's peak resident set so far (VmHWM), in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    assert match
+    return int(match.group(1)) * 1024
+
+
+def at_once(work: Callable[[int], None], count: int) -> float:
+    """``work(0)`` to ``work(count - 1)``, each on a thread of its own, all started at once:
+    the seconds until the last one ended."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
 
 
 @dataclass

@@ -6,14 +6,11 @@ resident set (VmHWM) of the edge process may grow by at most 64 MiB.
 
 from __future__ import annotations
 
-import re
 import socket
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.measure import SERVER_CORE
+from bench.measure import SERVER_CORE, at_once, peak_rss
 from bench.world import World, edge_argv, free_port, wait_ready
 
 OBJECT_BYTES = 256 * 1024 * 1024
@@ -29,12 +26,6 @@ class MemoryResult:
     received: list[int]
     seconds: float
     peak_growth_bytes: int
-
-
-def _status_kib(pid: int, name: str) -> int:
-    match = re.search(rf"^{name}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
-    assert match
-    return int(match.group(1))
 
 
 def _slow_download(port: int, path: str, received: list[int], index: int) -> None:
@@ -53,24 +44,19 @@ def run(world: World) -> MemoryResult:
     port = free_port()
     proc = world.start(edge_argv(port), env=world.edge_env(EDGE_ACCESS_LOG="off"), core=SERVER_CORE)
     wait_ready(port, "/i/alice/hit.png", proc=proc)
-    before = _status_kib(proc.pid, "VmHWM")
+    before = peak_rss(proc.pid)
     received = [0] * READERS
-    threads = [
-        threading.Thread(target=_slow_download, args=(port, "/i/alice/big.png", received, n))
-        for n in range(READERS)
-    ]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.monotonic() - started
-    after = _status_kib(proc.pid, "VmHWM")
+
+    def one(index: int) -> None:
+        _slow_download(port, "/i/alice/big.png", received, index)
+
+    seconds = at_once(one, READERS)
+    after = peak_rss(proc.pid)
     big.unlink()
     return MemoryResult(
         readers=READERS,
         object_bytes=OBJECT_BYTES,
         received=received,
         seconds=seconds,
-        peak_growth_bytes=(after - before) * 1024,
+        peak_growth_bytes=after - before,
     )

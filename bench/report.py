@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 from bench.cold import ColdResult
-from bench.measure import CONNECTIONS, Scenario, median
+from bench.measure import CONNECTIONS, Scenario, median, verdict
 from bench.memory import MemoryResult
 from bench.realistic import Outcome
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
 
-#: scenario name -> minimum ratio to the bare ASGI app (issue 5's targets)
+#: scenario name -> minimum ratio to the bare ASGI app (the load table's targets)
 TARGETS = {
     "edge: public hit": 0.85,
     "edge: private signed hit": 0.80,
@@ -24,6 +25,8 @@ TARGETS = {
     "edge: not found": 0.90,
 }
 COLD_TARGET = 0.6
+#: What a met target and a miss say in this report.
+_verdict = partial(verdict, words=("met", "**missed by {:.1%}**"))
 MEMORY_TARGET = 64 * MIB
 
 
@@ -54,14 +57,6 @@ def machine() -> str:
     )
 
 
-def _verdict(value: float, target: float, *, at_least: bool) -> str:
-    met = value >= target if at_least else value <= target
-    if met:
-        return "met"
-    miss = (target - value) / target if at_least else (value - target) / target
-    return f"**missed by {miss:.1%}**"
-
-
 def write(
     found: list[Scenario],
     cold: ColdResult,
@@ -90,11 +85,11 @@ def write(
     for s in found:
         ratio = median(s.ratios)
         target = TARGETS.get(s.name)
-        verdict = f">= {target:.2f}x: {_verdict(ratio, target, at_least=True)}" if target else ""
+        goal = f">= {target:.2f}x: {_verdict(ratio, target, at_least=True)}" if target else ""
         lines.append(
             f"| {s.name} | {median(s.rps):,.0f} | {ratio:.2f}x | {median(s.p50):.2f} | "
             f"{median(s.p99):.2f} | {median(s.cpu_us):.0f} ({median(s.sys_share):.0%}) | "
-            f"{median(s.cpu_ratios):.2f}x | {s.errors} | {verdict} |"
+            f"{median(s.cpu_ratios):.2f}x | {s.errors} | {goal} |"
         )
     by_name = {s.name: s for s in found}
     lines += [

@@ -9,15 +9,21 @@ the pool.
   keeps every transform worker busy with cold transforms (the 4 MP JPEG, a new width per
   request, more connections than workers); alternating, so drift hits both alike. One
   core (edge on core 0, one worker) and two (edge on both, its default two workers).
+
+Alone, ``python -m bench.transform_hits --nice 0,10`` measures hits under load at each
+``EDGE_TRANSFORM_NICE`` given, on both layouts (3 rounds of 4 s), and prints a table.
 """
 
 from __future__ import annotations
 
+import sys
+import tempfile
 import threading
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import sources
 from bench.measure import (
     SERVER_CORE,
     Scenario,
@@ -82,9 +88,12 @@ class Loaded:
         return [load.rps / alone.rps for alone, load in zip(self.alone, self.loaded, strict=True)]
 
 
-def hits_under_load(world: World, layout: str, *, rounds: int, seconds: float) -> Loaded:
+def hits_under_load(
+    world: World, layout: str, *, rounds: int, seconds: float, **settings: str
+) -> Loaded:
+    """Hits alone and under transform load, edge started with ``settings`` (EDGE_*)."""
     cores, count = LAYOUTS[layout]
-    port, _ = start_edge(world, cores)
+    port, _ = start_edge(world, cores, **settings)
     url = f"http://127.0.0.1:{port}"
     wait_ready(port, HIT)
     lua = world.root / "widths.lua"
@@ -135,3 +144,26 @@ def ratio(scenarios: list[Scenario]) -> tuple[float, float]:
     """The edge hit's median req/s ratio and CPU ratio to the bare app."""
     edge = scenarios[1]
     return median(edge.ratios), median(edge.cpu_ratios)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    nices = args[args.index("--nice") + 1].split(",") if "--nice" in args else ["0", "10"]
+    world = World(Path(tempfile.mkdtemp(prefix="edge-bench-hits-")))
+    sources.write(world.images / "public" / USER)
+    lines = ["| layout, niceness | alone req/s | under load | ratio | loaded p99 | transforms/s |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for layout in LAYOUTS:
+        for nice in nices:
+            found = hits_under_load(world, layout, rounds=3, seconds=4, EDGE_TRANSFORM_NICE=nice)
+            alone, loaded = found.rps("alone"), found.rps("loaded")
+            lines.append(
+                f"| {layout}, {nice} | {alone:,.0f} | {loaded:,.0f} | {loaded / alone:.2f}x | "
+                f"{found.p99('loaded'):.1f} ms | {median(found.transforms_rps):.1f} |"
+            )
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,16 +10,13 @@ The 8 transforms run as the pool lets them (two at a time by default); once more
 
 from __future__ import annotations
 
-import re
 import statistics
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.measure import cpu_seconds
+from bench.measure import at_once, cpu_seconds, peak_rss
 from bench.sources import BOMB, PHOTOS, USER
 from bench.transform_cold import LAYOUTS, start_edge
 from bench.world import World
@@ -45,14 +42,6 @@ class Bomb:
     growth_bytes: int
 
 
-def vm_hwm(pid: int) -> int:
-    """The process's peak resident set so far, in bytes."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
-    assert match
-    return int(match.group(1)) * 1024
-
-
 def fetch(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=120) as reply:
@@ -72,20 +61,14 @@ def concurrent_transforms(world: World, *, workers: str | None = None) -> Peak:
     port, pid = start_edge(world, LAYOUTS["two cores"][0], **overrides)
     try:
         _warm(port)
-        before = vm_hwm(pid)
+        before = peak_rss(pid)
         statuses = [0] * CONCURRENT
 
         def one(index: int) -> None:
             statuses[index] = fetch(port, f"/i/{USER}/{PHOTOS[2].name}?w={1000 + index}")
 
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(CONCURRENT)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.monotonic() - started
-        growth = vm_hwm(pid) - before
+        seconds = at_once(one, CONCURRENT)
+        growth = peak_rss(pid) - before
     finally:
         world.stop_all()
     label = f"EDGE_TRANSFORM_WORKERS={workers}" if workers else "defaults (2 workers)"
@@ -96,13 +79,13 @@ def bomb(world: World) -> Bomb:
     port, pid = start_edge(world, LAYOUTS["two cores"][0])
     try:
         _warm(port)
-        before, cpu = vm_hwm(pid), sum(cpu_seconds(pid))
+        before, cpu = peak_rss(pid), sum(cpu_seconds(pid))
         statuses, times = [], []
         for n in range(BOMB_TRIES):
             started = time.perf_counter()
             statuses.append(fetch(port, f"/i/{USER}/{BOMB}?w={400 + n}"))
             times.append((time.perf_counter() - started) * 1000)
-        growth = vm_hwm(pid) - before
+        growth = peak_rss(pid) - before
         cpu_ms = (sum(cpu_seconds(pid)) - cpu) / BOMB_TRIES * 1000
     finally:
         world.stop_all()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from bench.measure import Scenario, median
+from bench.measure import Scenario, median, verdict
 from bench.report import machine
 from bench.transform_cold import CONTENDERS, LABELS, Row
 from bench.transform_hits import Loaded
@@ -13,12 +14,14 @@ from bench.transform_memory import Bomb, Peak
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
-#: Issue 16's targets.
+#: The targets each report line is judged by.
 VS_BARE, VS_THUMBOR = 0.9, 1.2
 HIT_VS_BARE = 0.85
 LOADED_P99_MS, LOADED_SHARE = 50.0, 0.5
 PEAK_BYTES = 256 * MIB
 BOMB_MS, BOMB_BYTES = 50.0, 8 * MIB
+#: What a met target and a miss say in this report.
+_verdict = partial(verdict, words=("pass", "**miss by {:.0%}**"))
 
 
 @dataclass
@@ -31,14 +34,6 @@ class Outcome:
     rounds: int
     seconds: float
     load_average: tuple[float, float]  # the machine's 1-minute load average: lowest, highest
-
-
-def verdict(value: float, target: float, *, at_least: bool) -> str:
-    met = value >= target if at_least else value <= target
-    if met:
-        return "pass"
-    miss = (target - value) / target if at_least else (value - target) / target
-    return f"**miss by {miss:.0%}**"
 
 
 def cold_table(rows: list[Row]) -> list[str]:
@@ -65,8 +60,8 @@ def cold_table(rows: list[Row]) -> list[str]:
 def _pair(row: Row, rps: str, cpu: str, target: float) -> str:
     by_rps, by_cpu = row.ratio(rps), row.ratio(cpu)
     return (
-        f"{by_rps:.2f}x {verdict(by_rps, target, at_least=True)}; "
-        f"CPU {by_cpu:.2f}x {verdict(by_cpu, target, at_least=True)}"
+        f"{by_rps:.2f}x {_verdict(by_rps, target, at_least=True)}; "
+        f"CPU {by_cpu:.2f}x {_verdict(by_cpu, target, at_least=True)}"
     )
 
 
@@ -94,7 +89,7 @@ def write(outcome: Outcome, notes: str, *, save: bool = True) -> str:
         f"p99 {median(hit.p99):.1f} ms, {median(hit.cpu_us):.0f} µs CPU per request; the bare "
         f"ASGI app answering the same bytes {median(outcome.hit[0].rps):,.0f} req/s, "
         f"{median(outcome.hit[0].cpu_us):.0f} µs. Ratio {hit_ratio:.2f}x "
-        f"(>= {HIT_VS_BARE}x: {verdict(hit_ratio, HIT_VS_BARE, at_least=True)}); CPU ratio "
+        f"(>= {HIT_VS_BARE}x: {_verdict(hit_ratio, HIT_VS_BARE, at_least=True)}); CPU ratio "
         f"{hit_cpu:.2f}x.",
         "",
         "## Cached hits while cold transforms saturate the pool",
@@ -109,13 +104,13 @@ def write(outcome: Outcome, notes: str, *, save: bool = True) -> str:
             f"| {run.layout} | {run.rps('alone'):,.0f}, {run.p50('alone'):.1f}, "
             f"{run.p99('alone'):.1f} | {run.rps('loaded'):,.0f}, {run.p50('loaded'):.1f}, "
             f"{run.p99('loaded'):.1f} | {median(run.transforms_rps):.1f} "
-            f"| {verdict(run.p99('loaded'), LOADED_P99_MS, at_least=False)} "
-            f"| {share:.2f}x {verdict(share, LOADED_SHARE, at_least=True)} |"
+            f"| {_verdict(run.p99('loaded'), LOADED_P99_MS, at_least=False)} "
+            f"| {share:.2f}x {_verdict(share, LOADED_SHARE, at_least=True)} |"
         )
     lines += ["", "## Memory: 8 concurrent cold transforms of the 24 MP JPEG", ""]
     for peak in outcome.peaks:
         default = peak is outcome.peaks[0]
-        target = f"; <= 256 MiB: {verdict(peak.growth_bytes, PEAK_BYTES, at_least=False)}"
+        target = f"; <= 256 MiB: {_verdict(peak.growth_bytes, PEAK_BYTES, at_least=False)}"
         lines.append(
             f"- {peak.label}: statuses {sorted(set(peak.statuses))}, {peak.seconds:.1f} s, "
             f"peak RSS growth {peak.growth_bytes / MIB:.0f} MiB" + (target if default else "")
@@ -127,10 +122,10 @@ def write(outcome: Outcome, notes: str, *, save: bool = True) -> str:
         "",
         f"{len(bomb.statuses)} requests one after another, statuses "
         f"{sorted(set(bomb.statuses))}: median {bomb.median_ms:.1f} ms (< 50 ms: "
-        f"{verdict(bomb.median_ms, BOMB_MS, at_least=False)}), slowest {bomb.max_ms:.1f} ms; "
+        f"{_verdict(bomb.median_ms, BOMB_MS, at_least=False)}), slowest {bomb.max_ms:.1f} ms; "
         f"edge's CPU per refusal {bomb.cpu_ms:.2f} ms; peak RSS growth "
         f"{bomb.growth_bytes / MIB:.1f} MiB (< 8 MiB: "
-        f"{verdict(bomb.growth_bytes, BOMB_BYTES, at_least=False)}).",
+        f"{_verdict(bomb.growth_bytes, BOMB_BYTES, at_least=False)}).",
         "",
         notes,
     ]

@@ -43,9 +43,10 @@ class AccessLog:
     once per batch, not once per request.
 
     A line is its duration, the client's part (:meth:`client_part`), the request's ID,
-    the browser's part (:meth:`browser_part`), then its text (:meth:`text`, formatted
-    once per kind of request and kept by :class:`Observer`, which joins lines on the event
-    loop). The request ID needs no escaping (edge.requestid's alphabet).
+    the referer's and the user agent's parts (kept in ``referers`` and ``agents``, made
+    by :meth:`referer_part` and :meth:`agent_part`), then its text (:meth:`text`, formatted
+    once per kind of request and kept by :class:`Observer`, which looks up every part and
+    joins the line on the event loop). The request ID needs no escaping (edge.requestid's alphabet).
     Formatting stays on the loop on purpose: queueing the request's scope for the
     thread measured 5x dearer in wall-clock CPU than formatting it, because
     thousands of live dicts per batch slow Python's cyclic garbage collector
@@ -82,21 +83,10 @@ class AccessLog:
             self.clients.remember(client, part, sys.getsizeof(client) + sys.getsizeof(part))
         return part
 
-    def browser_part(self, referer: bytes | None, agent: bytes | None) -> bytes:
-        """The line's part from the request ID's closing quote: the referer and the user agent
-        (None: absent), escaped by orjson and cut to :data:`MAX_LOGGED_HEADER`, each value's
-        part kept per value: browsers and pages repeat, and escaping costs more than a lookup.
-        Observer.finish does the same inline (a call and a concatenation cost about 770)."""
-        if referer is None:
-            first = NO_REFERER
-        else:
-            first = self.referers.get(referer) or self.referer_part(referer)
-        if agent is None:
-            return first + NO_AGENT
-        return first + (self.agents.get(agent) or self.agent_part(agent))
-
     def referer_part(self, referer: bytes) -> bytes:
-        """A referer's part of a line, made and kept (the caller looked in ``referers``)."""
+        """A referer's part of a line, made and kept (the caller looked in ``referers``):
+        escaped by orjson, cut to :data:`MAX_LOGGED_HEADER`, kept per value, since browsers
+        and pages repeat and escaping costs more than a lookup."""
         return _field(self.referers, _REFERER, referer)
 
     def agent_part(self, agent: bytes) -> bytes:
@@ -160,7 +150,7 @@ Facts = tuple[str, str, bytes, bytes, int, int, str, str]
 #: Each line starts with the batch's second, then its duration: see AccessLog._flush.
 STAMP = '{"time":"%Y-%m-%dT%H:%M:%SZ","duration_ms":'
 #: A line's parts between its duration and its text (edge.observe): the client, the
-#: request's ID, the referer and the user agent; NO_BROWSER when neither header came.
+#: request's ID, the referer and the user agent.
 _CLIENT = b',"client":'
 _ID = b',"request_id":"'
 _REFERER = b'","referer":'
@@ -168,7 +158,6 @@ _AGENT = b',"user_agent":'
 #: Each part when its header did not come (or came empty: the same "-").
 NO_REFERER = _REFERER + b'"-"'
 NO_AGENT = _AGENT + b'"-"'
-NO_BROWSER = NO_REFERER + NO_AGENT
 Headers = Iterable[tuple[bytes, bytes]]
 _TEXT = (
     b',"scheme":%s,"method":%s,"path":%s,"status":%d,"bytes":%d,"outcome":"%s","cache":"%s"%s}\n'

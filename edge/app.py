@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from ipaddress import ip_address
 from typing import Any
 
@@ -40,6 +41,7 @@ from edge.responses import NO_STORE, error_response
 from edge.settings import Settings
 from edge.signing import Verifier
 from edge.storage import Storage, open_storage
+from edge.storage.probe import checked_region
 
 log = logging.getLogger("edge")
 READY_CHECK_TIMEOUT = 3.0
@@ -257,11 +259,15 @@ def _json(status: int, body: bytes) -> Response:
 def create_app(settings: Settings | None = None, **options: Any) -> Edge:
     """The app factory: settings from the environment unless given. It also routes every
     log message through a writer that never blocks (uvicorn's own access log, which
-    would print signatures, goes off) and fits the open-file limit to the settings."""
+    would print signatures, goes off) and fits the open-file limit to the settings. In a
+    worker of ``edge serve``, the bucket is not checked again (edge.storage.probe)."""
     from edge.logwriter import install_logging
     from edge.server import fit_open_files
 
     install_logging()
     settings = settings or Settings.from_env()
+    if settings.s3_check_bucket and (region := checked_region()) is not None:
+        # A worker of `edge serve`, which checked the bucket once for all of them.
+        settings = replace(settings, s3_check_bucket=False, s3_region=region)
     fit_open_files(settings)
     return Edge(settings, **options)

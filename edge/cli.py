@@ -348,14 +348,21 @@ def _verify_hints(url: str, verifier: Verifier) -> list[str]:
 def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     storage = open_storage(settings.storage, settings.s3)  # a missing folder: one line here
-    if storage.kind == "s3":  # the bucket's start-up check: one line here, not a worker's
+    checked = None  # the region the bucket answered its start-up check from
+    if storage.kind == "s3":  # the bucket's check: one line here, once for all workers
+        from edge.storage.s3 import S3Storage  # loaded only when used
+
+        assert isinstance(storage, S3Storage)
         asyncio.run(_open_and_close(storage))
+        checked = storage.region if settings.s3_check_bucket else None
     _check_server(args, workers=args.workers, settings=settings)
+    from edge.storage.probe import checked_for_workers
     from edge.workermetrics import shared_folder
 
     # Several workers: their metrics are summed through a folder of this run's, and a metrics
-    # port is listened on here, once (edge/workermetrics.py).
-    with shared_folder(settings.metrics, args.workers):
+    # port is listened on here, once (edge/workermetrics.py). Every worker is told the bucket
+    # passed, so it is listed once (edge/storage/probe.py).
+    with shared_folder(settings.metrics, args.workers), checked_for_workers(checked):
         _run_uvicorn("edge.app:create_app", args, workers=args.workers, settings=settings)
     return EXIT_OK
 

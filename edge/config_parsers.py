@@ -82,6 +82,13 @@ def parse_workers(name: str, text: str) -> int:
     return int(text)
 
 
+def parse_nice(name: str, text: str) -> int:
+    """A scheduling niceness to add, 0 (none) to 19 (the lowest priority)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 2) or not 0 <= int(text) <= 19:
+        raise ConfigError(f"{name}: expected a whole number from 0 to 19, got {text!r}")
+    return int(text)
+
+
 def parse_flag(name: str, text: str) -> bool:
     lowered = text.lower()
     if lowered in ("on", "true", "1", "yes"):

@@ -22,7 +22,7 @@ from edge.record import UNREAD, Record
 
 #: Requests whose path and query are longer are not remembered.
 MEMO_KEY_BYTES = 1024
-#: The request headers a line writes (edge.accesslog.AccessLog.browser_part).
+#: The request headers a line writes (edge.accesslog.AccessLog.referer_part, agent_part).
 _BROWSER = frozenset((b"referer", b"user-agent"))
 
 
@@ -97,8 +97,9 @@ class Observer:
                         agent = value
         else:
             agent = record.agent
-        # AccessLog.browser_part, inlined, its two parts joined with the rest: the call and
-        # the concatenation cost more than the two tests (bench/README.md).
+        # The referer's and user agent's parts, looked up here and joined with the rest: a
+        # method for the pair, and its concatenation, cost more than the two tests
+        # (bench/README.md).
         first = (
             NO_REFERER
             if referer is None

@@ -26,6 +26,7 @@ from edge.config_parsers import (
     parse_header_name,
     parse_hosts,
     parse_metrics,
+    parse_nice,
     parse_optional_duration,
     parse_optional_text,
     parse_optional_url,
@@ -167,7 +168,8 @@ class Settings:
         S3,
         "`path`: `https://endpoint/bucket/key`; `virtual`: `https://bucket.endpoint/key`"
         " (the store's DNS must resolve every bucket's name; a name under `.localhost` is"
-        " reached at `localhost`); `auto`: virtual-hosted on AWS's own endpoints"
+        " reached at `localhost`); `auto`: the AWS profile's `s3.addressing_style` when it"
+        " says `path` or `virtual`, else virtual-hosted on AWS's own endpoints"
         " (`s3.amazonaws.com`, `s3.REGION.amazonaws.com`, or no endpoint set), path-style on"
         " any other. A bucket whose name is no DNS label, or holds a dot over `https`"
         " (the wildcard certificate cannot match it), is always path-style, as in the AWS SDKs.",
@@ -320,6 +322,15 @@ class Settings:
         "Transforms one process runs at once, each in a thread of its own (libvips then uses"
         " cores / workers threads per transform); `auto` is the number of cores the process may"
         " run on.",
+    )
+    transform_nice: int = var(
+        "10",
+        parse_nice,
+        TRANSFORMS,
+        "Niceness added to the transform threads (and the libvips threads they start), 0 to"
+        " 19: when the CPU is short, the event loop (cached hits, originals) runs first and"
+        " transforms take what it leaves. 10 keeps hits at their unloaded rate while transforms"
+        " saturate the cores; 0: transforms compete as equals (Linux only).",
     )
     transform_queue_timeout: float | None = var(
         "",

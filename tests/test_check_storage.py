@@ -1,11 +1,14 @@
 """`edge check-storage`, run as a command: what it says of a bucket (moto, a store that
-refuses) and of a folder, its exit status, one line per problem; and the warning a folder
-without public/ or private/ gets at start-up."""
+refuses) and of a folder, its exit status, one line per problem; the warning a folder
+without public/ or private/ gets at start-up; and the bucket's start-up check, made once by
+`edge serve` for all its workers, and by uvicorn run on the factory directly."""
 
 from __future__ import annotations
 
 import itertools
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -14,31 +17,15 @@ import pytest
 
 from edge.app import Edge
 from edge.settings import Settings
+from edge.storage.probe import CHECKED_VARIABLE
 from tests.support.canned import s3_error
-from tests.support.processes import EDGE, clean_env
-from tests.support.servers import BUCKET, MotoServer, run_uvicorn
+from tests.support.processes import check_storage, clean_env, edge_process, stop
+from tests.support.servers import BUCKET, MotoServer, free_port, run_uvicorn
+from tests.support.signed_store import Seen, SignedStore, signed_store
 from tests.support.stores import tiny_store
 from tests.support.world import AWS, KEYS
 
 _prefixes = itertools.count()
-
-
-def check_storage(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, str], list[str]]:
-    """Exit status, the facts printed (label: value) and the problems (stderr lines)."""
-    result = subprocess.run(
-        [*EDGE, "check-storage"],
-        env=clean_env(**env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    facts = dict(line.split(": ", 1) for line in result.stdout.splitlines())
-    return (
-        result.returncode,
-        {k.strip(): v.strip() for k, v in facts.items()},
-        (result.stderr.splitlines()),
-    )
 
 
 def moto_env(moto: MotoServer, storage: str) -> dict[str, str]:
@@ -140,6 +127,73 @@ def test_a_folder_without_its_visibility_folders_starts_with_a_warning(
             f"EDGE_STORAGE: {tmp_path} has no {folder}/ folder inside: every {folder} image is 404"
         )
         assert line in said, said
+
+
+SECRET = "secret-of-the-test"
+
+
+def started(log: Path, process: subprocess.Popen[bytes], workers: int) -> None:
+    """Wait until ``workers`` servers have said their start-up (the storage opened) is done."""
+    deadline = time.monotonic() + 60
+    while log.read_text().count("Application startup complete.") < workers:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def signed_env(store: SignedStore, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return clean_env(
+        AWS_ACCESS_KEY_ID="AKIDTEST",
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+        AWS_ENDPOINT_URL=store.endpoint_url,
+        EDGE_STORAGE=f"s3://{BUCKET}",
+        EDGE_METRICS="off",
+        EDGE_ACCESS_LOG="off",
+        **extra,
+    )
+
+
+def listings(store: SignedStore) -> list[Seen]:
+    return [seen for seen in store.seen if seen.path.rstrip("/") == f"/{BUCKET}"]
+
+
+@pytest.mark.parametrize(
+    ("region", "checks"), [("us-east-1", 1), ("eu-west-1", 2)], ids=["region", "other-region"]
+)
+def test_edge_serve_checks_the_bucket_once_for_all_its_workers(
+    tmp_path: Path, region: str, checks: int
+) -> None:
+    """One listing (two where S3 names another region: followed once), not one per worker;
+    each worker signs for the region the check found from its first read on."""
+    with signed_store(bucket=BUCKET, region=region, secret=SECRET, virtual=False) as store:
+        port = free_port()
+        args = ["serve", "--port", str(port), "--workers", "2"]
+        with edge_process(args, env=signed_env(store, tmp_path), cwd=tmp_path) as process:
+            started(tmp_path / "edge.log", process, workers=2)
+            assert len(store.seen) == checks and listings(store) == store.seen, store.seen
+            for n in range(8):  # a connection each: both workers read, as the kernel deals
+                httpx.get(f"http://127.0.0.1:{port}/i/alice/{n}.png", timeout=10)
+    reads = store.seen[checks:]
+    assert reads and all(seen.region == region and seen.valid for seen in reads), reads
+    assert listings(store) == store.seen[:checks], "no worker lists the bucket"
+
+
+def test_uvicorn_on_the_factory_checks_the_bucket_itself(tmp_path: Path) -> None:
+    """Run directly, edge checks at start-up, even with what `edge serve` tells its workers
+    in its environment (a copy of another process's, not from its parent)."""
+    with signed_store(bucket=BUCKET, region="us-east-1", secret=SECRET, virtual=False) as store:
+        env = signed_env(store, tmp_path, **{CHECKED_VARIABLE: "1 us-east-1"})
+        argv = ["-m", "uvicorn", "--factory", "edge.app:create_app", "--port", str(free_port())]
+        with (tmp_path / "edge.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, *argv], env=env, cwd=tmp_path, stdout=log, stderr=log
+            )
+        try:
+            started(tmp_path / "edge.log", process, workers=1)
+        finally:
+            stop(process)
+    assert len(listings(store)) == 1, store.seen
 
 
 def _keys() -> dict[str, str]:

@@ -113,7 +113,8 @@ def test_the_architecture_names_every_pipeline_step_module() -> None:
 def test_no_doc_points_outside_the_repository(doc: Path) -> None:
     """The repository's docs are the whole contract: no text sends a reader to a file the
     repository does not hold (a ``../shared/spec`` beside it, "the authoritative text",
-    "the spec"): every Markdown file named exists here, and no relative path climbs out."""
+    "the spec", "issue 16"): every Markdown file named exists here, and no relative path
+    climbs out."""
     text = doc.read_text(encoding="utf-8")
     outside = [
         name
@@ -130,6 +131,8 @@ def test_no_doc_points_outside_the_repository(doc: Path) -> None:
     if doc.suffix == ".md":
         words = re.findall(r"\b(?:authoritative|spec|spec's|specification)\b", text, re.I)
         assert not words, f"names a text the repository does not hold: {words}"
+    issues = re.findall(r"\bissues? ?#?\d+", text, re.I)
+    assert not issues, f"names an issue the repository does not hold: {issues}"
 
 
 def test_the_contract_stands_on_its_own() -> None:

@@ -16,19 +16,31 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from edge.accesslog import MAX_LOGGED_HEADER, NO_BROWSER, TRUNCATED, AccessLog
+from edge.accesslog import MAX_LOGGED_HEADER, TRUNCATED, AccessLog
 from edge.app import Edge
 from edge.errors import StorageError
+from edge.observe import Observer
 from edge.requestid import MAX_ID_CHARS, RequestIds, well_formed
 from edge.samples import png
 from edge.storage import Conditions, FileStorage, Reply
 from tests.support.client import get
+from tests.support.records import public_hit, queued
 from tests.support.servers import run_uvicorn
 from tests.support.world import CountingStorage, World, folder_world
 
 PNG = png(64, 48)
 GENERATED = re.compile(r"[0-9a-f]{12}-[0-9a-f]{3,}")
 SCOPE = {"type": "http", "client": ("192.0.2.1", 1), "headers": []}
+#: The rest of a line of tests.support.records.public_hit.
+FACTS = {
+    "scheme": "http",
+    "method": "GET",
+    "path": "/i/alice/1.png",
+    "status": 200,
+    "bytes": 5,
+    "outcome": "public",
+    "cache": "hit",
+}
 
 
 class Served:
@@ -90,33 +102,50 @@ def test_made_ids_count_on_across_the_table_of_last_digits() -> None:
 
 
 def test_line_parts_are_kept_per_value_within_bounds() -> None:
+    """The referer and user agent as the log writes them, whether the image parser read them
+    (the record's fields) or the observer scans the headers itself: escaped, cut when long,
+    ``-`` when absent or empty, each value's part kept once and a long one never."""
     log = AccessLog(os.open(os.devnull, os.O_WRONLY))
+    log.close()
+    observer = Observer(metrics=None, log=log)
 
     def line(request_id: bytes, referer: bytes | None, agent: bytes | None) -> dict[str, Any]:
-        text = log.client_part("192.0.2.1") + request_id + log.browser_part(referer, agent)
-        parsed: dict[str, Any] = json.loads(b'{"duration_ms":0.5' + text + b"}")
-        return parsed
+        """Logged twice: as the parser leaves the record, and with the headers unread."""
+        found = []
+        for parsed in (True, False):
+            scope, record = public_hit(1)
+            scope["client"] = ("192.0.2.1", 1)
+            record.request_id = request_id
+            if parsed:
+                record.referer, record.agent = referer, agent
+            else:
+                sent = ((b"referer", referer), (b"user-agent", agent))
+                scope["headers"] = [(b"accept", b"*/*")] + [
+                    (k, v) for k, v in sent if v is not None
+                ]
+            observer.finish(scope, record)
+            found.append(
+                {k: v for k, v in queued(log)[-1].items() if k not in ("time", "duration_ms")}
+            )
+        assert found[0] == found[1]
+        return found[0]
 
-    try:
-        for n in range(2):
-            assert line(b"id-%d" % n, b"https://a.example/", b'Agent "1"\t\xe9') == {
-                "duration_ms": 0.5,
-                "client": "192.0.2.1",
-                "request_id": f"id-{n}",
-                "referer": "https://a.example/",
-                "user_agent": 'Agent "1"\t\xe9',
-            }
-        assert (len(log.clients), len(log.agents), len(log.referers)) == (1, 1, 1)
-        long = b"x" * (MAX_LOGGED_HEADER + 1)
-        found = line(b"id", None, long)
-        assert found["user_agent"] == "x" * MAX_LOGGED_HEADER + TRUNCATED
-        assert found["referer"] == "-"
-        assert len(log.agents) == 1, "a value longer than what is logged is never kept"
-        assert line(b"id", b"", None)["referer"] == "-"
-        assert line(b"id", None, None) == line(b"id", None, b"") | {"user_agent": "-"}
-        assert b"{" + NO_BROWSER[2:] + b"}" == b'{"referer":"-","user_agent":"-"}'
-    finally:
-        log.close()
+    for n in range(2):
+        assert line(b"id-%d" % n, b"https://a.example/", b'Agent "1"\t\xe9') == {
+            "client": "192.0.2.1",
+            "request_id": f"id-{n}",
+            "referer": "https://a.example/",
+            "user_agent": 'Agent "1"\t\xe9',
+            **FACTS,
+        }
+    assert (len(log.clients), len(log.agents), len(log.referers)) == (1, 1, 1)
+    long = b"x" * (MAX_LOGGED_HEADER + 1)
+    found = line(b"id", None, long)
+    assert found["user_agent"] == "x" * MAX_LOGGED_HEADER + TRUNCATED
+    assert found["referer"] == "-"
+    assert len(log.agents) == 1, "a value longer than what is logged is never kept"
+    assert line(b"id", b"", None)["referer"] == "-"
+    assert line(b"id", None, None) == line(b"id", None, b"") | {"user_agent": "-"}
 
 
 def test_an_id_is_kept_from_a_trusted_proxy_only(folder: World, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from edge.storage.s3 import S3Storage
 from tests.support.canned import s3_error
 from tests.support.client import assert_error
 from tests.support.fault_rig import KEY, read_s3
-from tests.support.processes import EDGE, clean_env
+from tests.support.processes import check_storage, run_edge
 from tests.support.servers import BUCKET, MotoServer, free_port
 from tests.support.signed_store import BODY, signed_store
 from tests.support.stores import tiny_store
@@ -211,14 +211,7 @@ def test_a_region_change_on_aws_moves_to_that_regions_host() -> None:
 
 def serve_once(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """`edge serve` that must refuse to start: its exit status and output."""
-    return subprocess.run(
-        [*EDGE, "serve", "--port", str(free_port())],
-        env=clean_env(**env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_edge(["serve", "--port", str(free_port())], env=env, cwd=tmp_path)
 
 
 def test_a_missing_bucket_is_a_one_line_start_up_error(
@@ -285,24 +278,12 @@ def test_check_storage_names_the_region_s3_gave_and_the_addressing(
             "AWS_ENDPOINT_URL": store.endpoint_url,
             "EDGE_S3_ADDRESSING": "virtual",
         }
-        result = subprocess.run(
-            [*EDGE, "check-storage"],
-            env=clean_env(**env),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 0, result
-    facts = dict(line.split(": ", 1) for line in result.stdout.splitlines())
-    assert facts["region"].strip() == (
-        "eu-west-1 (the bucket's, as S3 named it; first guess us-east-1)"
-    )
-    assert facts["endpoint"].strip() == f"{store.endpoint_url} (AWS_ENDPOINT_URL)"
+        code, facts, said = check_storage(env, tmp_path)
+    assert code == 0, said  # a warning of the followed region may be said
+    assert facts["region"] == "eu-west-1 (the bucket's, as S3 named it; first guess us-east-1)"
+    assert facts["endpoint"] == f"{store.endpoint_url} (AWS_ENDPOINT_URL)"
     host = f"{BUCKET}.localhost:{store.port}"
-    assert facts["addressing"].strip() == (
-        f"virtual-hosted, http://{host}/ (EDGE_S3_ADDRESSING=virtual)"
-    )
+    assert facts["addressing"] == (f"virtual-hosted, http://{host}/ (EDGE_S3_ADDRESSING=virtual)")
     assert {seen.host for seen in store.seen} == {host}
 
 
@@ -356,3 +337,30 @@ def test_a_store_that_says_nosuchbucket_to_a_get_is_502(keys: None) -> None:
     with tiny_store(answer) as (port, _):
         outcome = read_s3(f"http://127.0.0.1:{port}")
     assert isinstance(outcome.error, Fault) and outcome.error.row is failures.NO_SUCH_BUCKET
+
+
+def test_the_profiles_addressing_style_applies_when_edge_says_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = virtual\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "edge")
+
+    def address(addressing: str, url: str = "http://minio:9000") -> tuple[str, str]:
+        endpoint = find_endpoint(url, addressing, botocore.session.Session())  # type: ignore[arg-type]
+        found = endpoint.address("photos", "eu-west-3")
+        return found.host_header, found.why
+
+    profile = "the AWS config file's s3.addressing_style (profile edge)"
+    assert address("auto") == ("photos.minio:9000", f"{profile}: virtual")
+    assert address("path") == ("minio:9000", "EDGE_S3_ADDRESSING=path"), "edge's own wins"
+    with pytest.raises(ConfigError, match=r"^the AWS config file's s3.addressing_style \("):
+        address("auto", "http://127.0.0.1:9000")  # virtual needs a host name
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = path\n")
+    assert address("auto", "https://s3.amazonaws.com") == ("s3.amazonaws.com", f"{profile}: path")
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = auto\n")
+    assert address("auto") == ("minio:9000", "auto: an endpoint of another store")
+    config.write_text("[profile edge]\ns3 =\n  addressing_style = sideways\n")
+    with pytest.raises(ConfigError, match=r"expected auto, path or virtual, got 'sideways'$"):
+        address("auto")

@@ -19,10 +19,9 @@ from edge.storage.config import S3Settings
 from edge.storage.network import proxy_for
 from edge.storage.s3 import S3Storage
 from tests.support.client import assert_error
-from tests.support.faults import fault_proxy
 from tests.support.forward_proxy import forward_proxy
 from tests.support.servers import free_port
-from tests.support.tls import certificate_authority
+from tests.support.tls import moto_over_tls
 from tests.support.world import World
 
 S3_ONLY = pytest.mark.parametrize("world", ["s3"], indirect=True)
@@ -48,21 +47,18 @@ def test_a_private_ca_is_trusted_through_aws_ca_bundle_alone(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert world.moto is not None
     path = world.put("public", "alice", "ca.png", b"private ca")
-    ca_file, server_tls = certificate_authority(tmp_path)
-    with fault_proxy(urlsplit(world.moto.endpoint_url).port or 0, tls=server_tls) as store:
-        endpoint = f"https://127.0.0.1:{store.port}"
-        untrusted = world.serve(EDGE_S3_ENDPOINT_URL=endpoint, EDGE_S3_MAX_ATTEMPTS="1")
+    with moto_over_tls(world, tmp_path) as store:
+        untrusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint, EDGE_S3_MAX_ATTEMPTS="1")
         with caplog.at_level(logging.WARNING, logger="edge"):
             assert_error(
                 httpx.get(untrusted + path, timeout=10, trust_env=False), 502, "STORAGE_ERROR"
             )
         (warning,) = storage_warnings(caplog)
-        assert f"cannot connect to storage at 127.0.0.1:{store.port}" in warning
+        assert f"cannot connect to storage at 127.0.0.1:{store.proxy.port}" in warning
         assert "TLS certificate not trusted" in warning
-        monkeypatch.setenv("AWS_CA_BUNDLE", str(ca_file))
-        trusted = world.serve(EDGE_S3_ENDPOINT_URL=endpoint)
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(store.ca_file))
+        trusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
         response = httpx.get(trusted + path, timeout=10, trust_env=False)
         assert response.status_code == 200 and response.content == b"private ca"
 
@@ -71,15 +67,13 @@ def test_a_private_ca_is_trusted_through_aws_ca_bundle_alone(
 def test_the_profile_ca_bundle_is_trusted_too(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert world.moto is not None
     path = world.put("public", "alice", "profile.png", b"profile ca")
-    ca_file, server_tls = certificate_authority(tmp_path)
-    config = tmp_path / "config"
-    config.write_text(f"[profile edge]\nca_bundle = {ca_file}\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_PROFILE", "edge")
-    with fault_proxy(urlsplit(world.moto.endpoint_url).port or 0, tls=server_tls) as store:
-        base = world.serve(EDGE_S3_ENDPOINT_URL=f"https://127.0.0.1:{store.port}")
+    with moto_over_tls(world, tmp_path) as store:
+        config = tmp_path / "config"
+        config.write_text(f"[profile edge]\nca_bundle = {store.ca_file}\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        monkeypatch.setenv("AWS_PROFILE", "edge")
+        base = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
         response = httpx.get(base + path, timeout=10, trust_env=False)
         assert response.status_code == 200 and response.content == b"profile ca"
 
@@ -136,21 +130,16 @@ def test_no_proxy_names_hosts_reached_directly(
 def test_https_proxy_tunnels_with_connect(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert world.moto is not None
     path = world.put("public", "alice", "tunnel.png", b"tunnelled")
-    ca_file, server_tls = certificate_authority(tmp_path)
-    monkeypatch.setenv("AWS_CA_BUNDLE", str(ca_file))
-    with (
-        fault_proxy(urlsplit(world.moto.endpoint_url).port or 0, tls=server_tls) as store,
-        forward_proxy() as proxy,
-    ):
+    with moto_over_tls(world, tmp_path) as store, forward_proxy() as proxy:
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(store.ca_file))
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # for http only: unused here
-        base = world.serve(EDGE_S3_ENDPOINT_URL=f"https://127.0.0.1:{store.port}")
+        base = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
         response = httpx.get(base + path, timeout=10, trust_env=False)
         assert response.status_code == 200 and response.content == b"tunnelled"
-    assert proxy.seen == [f"CONNECT 127.0.0.1:{store.port}"], "one tunnel, nothing readable"
-    assert [line.split()[0] for line, _ in store.seen] == ["GET"]
+    assert proxy.seen == [f"CONNECT 127.0.0.1:{store.proxy.port}"], "one tunnel, nothing readable"
+    assert [line.split()[0] for line, _ in store.proxy.seen] == ["GET"]
 
 
 @S3_ONLY

@@ -24,7 +24,7 @@ from edge.storage.wire import DRAIN_BYTES, HIGH_WATER, Pool, Response
 from tests.support.client import assert_error
 from tests.support.faults import fault_proxy
 from tests.support.stores import Hangup, Parts, tiny_store
-from tests.support.tls import certificate_authority
+from tests.support.tls import moto_over_tls
 from tests.support.world import World
 
 GET = ("GET", "/b/k", {"host": "store"})
@@ -407,20 +407,16 @@ def test_a_malformed_or_cut_answer_is_a_storage_error(world: World, reply: bytes
 def test_storage_over_tls_verifies_the_certificate(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert world.moto is not None
     path = world.put("public", "alice", "tls.png", b"over tls")
-    ca_file, server_tls = certificate_authority(tmp_path)
-    moto_port = urlsplit(world.moto.endpoint_url).port or 0
-    with fault_proxy(moto_port, tls=server_tls) as proxy:
-        endpoint = f"https://127.0.0.1:{proxy.port}"
-        untrusted = world.serve(EDGE_S3_ENDPOINT_URL=endpoint, EDGE_S3_MAX_ATTEMPTS="1")
+    with moto_over_tls(world, tmp_path) as store:
+        untrusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint, EDGE_S3_MAX_ATTEMPTS="1")
         assert_error(httpx.get(untrusted + path, timeout=10), 502, "STORAGE_ERROR")
-        assert proxy.seen == [], "no request is sent to a store whose certificate fails"
-        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # what the system's CA bundle is
-        trusted = world.serve(EDGE_S3_ENDPOINT_URL=endpoint)
+        assert store.proxy.seen == [], "no request is sent to a store whose certificate fails"
+        monkeypatch.setenv("SSL_CERT_FILE", str(store.ca_file))  # the system's CA bundle
+        trusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
         response = httpx.get(trusted + path, timeout=10)
         assert response.status_code == 200 and response.content == b"over tls"
-        assert [line.split()[0] for line, _ in proxy.seen] == ["GET"]
+        assert [line.split()[0] for line, _ in store.proxy.seen] == ["GET"]
 
 
 def test_a_slow_reader_pauses_the_storage_connection() -> None:

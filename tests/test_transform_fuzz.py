@@ -5,15 +5,20 @@ through the transform engine, in a child process that renders as the edge does
 The only outcomes are an image that decodes again, or 422 UNPROCESSABLE_IMAGE: no crash
 (the child would die and the input be reported), no exception of another kind, no
 transform running into its deadline, and every worker free again after each input.
+Each format has a child of its own, so one format's crash or hang fails that format
+alone; a failure names the input (its length, hash and first bytes, the whole of it saved
+under tests/artifacts/fuzz/), the child's exit status and the last lines of its stderr.
 Reproducible and bounded: examples derandomized (the same inputs on every run, no
-example database), ``EDGE_FUZZ_EXAMPLES`` per format (default 200: the file took 25 s on
-the project's 2-core VM while other work kept it busy); set it higher for a longer hunt
-(10,000 examples, 2,000 a format, found nothing: 3 minutes).
+example database), no shrinking (a failing input is reported as found, at once, not after
+hundreds of replays of a hang), ``EDGE_FUZZ_EXAMPLES`` per format (default 200: the file
+took 25 s on the project's 2-core VM while other work kept it busy); set it higher for a
+longer hunt (10,000 examples, 2,000 a format, found nothing: 3 minutes).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import random
 import re
@@ -22,11 +27,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
 from edge.transform.plan import AVIF_MAX_SIDE
-from tests.support.artifacts import write_artifact
+from tests.support.artifacts import ARTIFACTS, write_artifact
 from tests.support.mutations import FORMATS, damaged, handful, seeds, valid
 from tests.support.render_child import Outcome, RenderChild
 from tests.support.transform_images import decoded, encoded, quadrants
@@ -46,18 +51,35 @@ TRANSFORMS: list[dict[str, object]] = [
 ]
 
 
-@pytest.fixture(scope="module")
+#: Bytes of a failing input a report shows (in hex); the whole input is saved.
+HEAD = 64
+
+
+@pytest.fixture
 def child() -> Iterator[RenderChild]:
+    """A child of the test's own: another test's crash or hang is not this one's."""
     running = RenderChild(TIMEOUT)
     yield running
     running.close()
 
 
-def judge(outcome: Outcome, data: bytes, transform: dict[str, object]) -> str:
+def described(data: bytes, transform: dict[str, object], output: str, child: RenderChild) -> str:
+    """A failing input, short enough to read whole, and what the child that had it left."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    saved = ARTIFACTS / "fuzz" / f"{digest}.bin"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_bytes(data)
+    return (
+        f"input: {len(data)} bytes (saved as {saved}), the first {HEAD} in hex:"
+        f" {data[:HEAD].hex()}; transform {transform}, output {output}\n{child.last_words()}"
+    )
+
+
+def judge(outcome: Outcome, transform: dict[str, object]) -> str:
     """The outcome's name, once checked: an image of the size asked for, or a 422; every
     worker free."""
     kind = outcome[0]
-    assert kind in ("image", "unprocessable"), f"{outcome} for {len(data)} bytes: {data!r}"
+    assert kind in ("image", "unprocessable"), f"{outcome}"
     assert outcome[-1] == 0, f"{outcome[-1]} workers still busy after the answer"
     if kind == "image":
         fmt, width, height, frames = outcome[1:5]
@@ -82,18 +104,27 @@ def test_the_seeds_are_valid_images(child: RenderChild) -> None:
 
 
 @pytest.mark.slow
-def test_a_crash_or_a_hang_is_reported_and_the_next_input_gets_a_new_child() -> None:
-    """What the fuzzing would report: the child killed by a signal, or silent too long."""
+def test_a_crash_a_hang_or_a_timeout_is_reported_and_the_next_input_gets_a_new_child() -> None:
+    """What the fuzzing would report: the child killed by a signal, silent too long, or
+    its render past the deadline; with its exit status and its stderr's last lines. The
+    next input meets a new child, every worker free."""
     child = RenderChild(0.2, grace=0.3)
     try:
         assert child.render(b"", {}, "crash") == ("crash", "signal SIGSEGV")
+        said = child.last_words()
+        assert said.startswith("child signal SIGSEGV") and "crashing as asked" in said, said
         assert child.render(seeds()["png"][0], {"w": 8}, "png")[:3] == ("image", "png", 8)
+        assert child.last_words().startswith("child running"), child.last_words()
         begun = time.monotonic()
         assert child.render(b"", {}, "hang") == ("hang", 0.5)
         assert time.monotonic() - begun < 5
-        assert child.render(b"not an image", {"w": 8}, "png")[:2] == (
+        assert child.last_words().startswith("child signal SIGKILL"), child.last_words()
+        assert child.render(b"", {}, "slow") == ("timeout", 1), "its worker still at it"
+        assert child.last_words().startswith("child signal SIGKILL"), child.last_words()
+        assert child.render(b"not an image", {"w": 8}, "png") == (
             "unprocessable",
             "source_unreadable",
+            0,
         )
         assert child.crashes == 1
     finally:
@@ -110,6 +141,8 @@ def test_damaged_files_become_an_image_or_422(fmt: str, child: RenderChild) -> N
         derandomize=True,
         database=None,
         deadline=None,  # the child's deadline and the parent's wait bound each example
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: bounded, even on a failure
+        verbosity=Verbosity.quiet,  # the failure says the input its own way, not as a repr
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(
@@ -118,7 +151,11 @@ def test_damaged_files_become_an_image_or_422(fmt: str, child: RenderChild) -> N
         output=st.sampled_from(OUTPUTS),
     )
     def check(data: bytes, transform: dict[str, object], output: str) -> None:
-        tally[judge(child.render(data, transform, output), data, transform)] += 1
+        outcome = child.render(data, transform, output)
+        try:
+            tally[judge(outcome, transform)] += 1
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}\n{described(data, transform, output, child)}") from None
 
     check()
     assert child.crashes == 0

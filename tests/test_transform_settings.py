@@ -58,3 +58,15 @@ def test_the_transform_timeout() -> None:
 def test_bad_transform_timeouts_name_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^EDGE_TRANSFORM_TIMEOUT: expected a number of seconds"):
         Settings.from_env({"EDGE_TRANSFORM_TIMEOUT": value})
+
+
+def test_the_transform_niceness() -> None:
+    assert Settings.from_env({}).transform_nice == 10
+    assert Settings.from_env({"EDGE_TRANSFORM_NICE": "0"}).transform_nice == 0
+    assert Settings.from_env({"EDGE_TRANSFORM_NICE": "19"}).transform_nice == 19
+
+
+@pytest.mark.parametrize("value", ["-1", "20", "", "low", "5.5", "0x5", "9" * 50])
+def test_bad_niceness_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^EDGE_TRANSFORM_NICE: expected a whole number from 0"):
+        Settings.from_env({"EDGE_TRANSFORM_NICE": value})

@@ -27,7 +27,7 @@ from edge.transform_params import ParsedTransforms, Transform
 PATH_MEMO_KEY_BYTES = 1024
 #: Request headers that shape a read; most requests carry none of them.
 _SHAPING = frozenset((b"range", b"if-none-match", b"if-modified-since", b"if-range"))
-#: The same and the two the access log writes (edge.accesslog.AccessLog.browser_part).
+#: The same and the two the access log writes (edge.observe.Observer.finish).
 _SHAPING_OR_LOGGED = _SHAPING | {b"referer", b"user-agent"}
 
 

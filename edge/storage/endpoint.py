@@ -10,8 +10,9 @@ true), else AWS's regional endpoint. Addressing (``EDGE_S3_ADDRESSING``):
 - ``virtual``: ``bucket.endpoint/key``, the Host ``bucket.`` and the endpoint's host
   (the store's DNS must resolve it; a name under ``.localhost`` is connected to at
   ``localhost``, as RFC 6761 asks of resolvers, so a local store needs no wildcard DNS);
-- ``auto``: virtual-hosted on AWS's own endpoints, path-style on any other (MinIO, Ceph,
-  moto rarely have wildcard DNS).
+- ``auto``: the profile's ``s3.addressing_style`` when it says ``path`` or ``virtual``
+  (as botocore reads it), else virtual-hosted on AWS's own endpoints and path-style on
+  any other (MinIO, Ceph, moto rarely have wildcard DNS).
 
 A bucket whose name is no DNS name, or holds a dot over ``https`` (a wildcard
 certificate ``*.s3.amazonaws.com`` matches one label only), is path-style whatever the
@@ -46,6 +47,7 @@ class Endpoint:
     url: str | None  # None: AWS's regional endpoint for the signing region
     source: str  # where the URL came from, for `edge check-storage`
     addressing: Addressing  # as set (auto, path or virtual)
+    addressing_source: str = "EDGE_S3_ADDRESSING"  # where a path or virtual came from
 
     @property
     def is_aws(self) -> bool:
@@ -72,17 +74,22 @@ class Endpoint:
     def _style(self, bucket: str, host: str, tls: bool) -> tuple[str, str]:
         """The addressing of ``bucket`` at ``host``, and why (for `edge check-storage`)."""
         if self.addressing == "path":
-            return "path", "EDGE_S3_ADDRESSING=path"
+            return "path", self._set_by()
         labels = bucket.split(".")
         if not all(_LABEL.fullmatch(label) for label in labels):
             return "path", "the bucket's name is no DNS name"
         if len(labels) > 1 and tls:
             return "path", "the bucket's name holds a dot: a wildcard certificate cannot match it"
         if self.addressing == "virtual":
-            return "virtual", "EDGE_S3_ADDRESSING=virtual"
+            return "virtual", self._set_by()
         if self.is_aws:
             return "virtual", "auto: AWS's own endpoint"
         return "path", "auto: an endpoint of another store"
+
+    def _set_by(self) -> str:
+        if self.addressing_source == "EDGE_S3_ADDRESSING":
+            return f"EDGE_S3_ADDRESSING={self.addressing}"
+        return f"{self.addressing_source}: {self.addressing}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +117,16 @@ class Address:
 def find_endpoint(configured: str | None, addressing: Addressing, session: Any) -> Endpoint:
     """``EDGE_S3_ENDPOINT_URL`` if set, else botocore's resolution of S3's endpoint from
     ``session`` (a botocore session), else AWS. A URL that is no ``http(s)://host`` is a
-    start-up error naming where it came from."""
+    start-up error naming where it came from. ``addressing`` ``auto`` takes the profile's
+    ``s3.addressing_style`` when it names one."""
+    chosen = (addressing, "EDGE_S3_ADDRESSING")
+    if addressing == "auto":
+        chosen = _profile_addressing(session) or chosen
     if configured:
-        endpoint = Endpoint(configured, "EDGE_S3_ENDPOINT_URL", addressing)
+        endpoint = Endpoint(configured, "EDGE_S3_ENDPOINT_URL", *chosen)
     else:
         found, source = _botocore_endpoint(session)
-        endpoint = Endpoint(found, source, addressing)
+        endpoint = Endpoint(found, source, *chosen)
     if endpoint.url is not None:
         parts = urlsplit(endpoint.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -123,12 +134,27 @@ def find_endpoint(configured: str | None, addressing: Addressing, session: Any) 
                 f"{endpoint.source}: expected an http(s)://host[:port] URL, got"
                 f" {endpoint.url[:100]!r}"
             )
-        if addressing == "virtual" and _is_address(parts.hostname):
+        if endpoint.addressing == "virtual" and _is_address(parts.hostname):
             raise ConfigError(
-                f"EDGE_S3_ADDRESSING: virtual-hosted addressing needs a host name, and the"
-                f" endpoint ({endpoint.source}) is the address {parts.hostname}; use path or auto"
+                f"{endpoint.addressing_source}: virtual-hosted addressing needs a host name,"
+                f" and the endpoint ({endpoint.source}) is the address {parts.hostname};"
+                " use path or auto"
             )
     return endpoint
+
+
+def _profile_addressing(session: Any) -> tuple[Addressing, str] | None:
+    """The profile's ``s3.addressing_style`` (``path`` or ``virtual``) and where it was
+    read; None when it says ``auto`` or nothing. Another value is a start-up error."""
+    section = session.get_scoped_config().get("s3")
+    style = section.get("addressing_style") if isinstance(section, dict) else None
+    if style is None or style == "auto":
+        return None
+    profile = session.get_config_variable("profile") or "default"
+    where = f"the AWS config file's s3.addressing_style (profile {profile})"
+    if style not in ("path", "virtual"):
+        raise ConfigError(f"{where}: expected auto, path or virtual, got {str(style)[:40]!r}")
+    return style, where
 
 
 def _botocore_endpoint(session: Any) -> tuple[str | None, str]:

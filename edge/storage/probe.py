@@ -17,14 +17,21 @@ missing keys costs the store one request more per period, not one per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from edge.errors import ConfigError, StorageError, StorageTimeout
 from edge.storage.failures import NO_SUCH_BUCKET, Fault
 
 #: How long the bucket's answer to a bare 404's check is kept.
 CONFIRM_SECONDS = 5.0
+#: What ``edge serve`` tells its workers once its own start-up check passed: its process ID
+#: and the region the bucket answered from, so the bucket is listed once, not once per
+#: worker. Not a setting: any other process (``uvicorn edge.app:create_app`` run directly,
+#: a copy of the environment) checks for itself.
+CHECKED_VARIABLE = "EDGE_BUCKET_CHECKED"
 
 
 class BucketWatch:
@@ -66,3 +73,23 @@ async def check_at_start(listing: Callable[[], Awaitable[object]], bucket: str) 
             f"EDGE_STORAGE: bucket {bucket} did not pass the start-up check: {error.reason}"
             " (EDGE_S3_CHECK_BUCKET=off starts without it)"
         ) from None
+
+
+@contextlib.contextmanager
+def checked_for_workers(region: str | None) -> Iterator[None]:
+    """While ``edge serve`` runs its workers, tell them the bucket passed its check
+    (``region``: the one it answered from; None: no check was made, nothing to tell)."""
+    os.environ.pop(CHECKED_VARIABLE, None)
+    if region is not None:
+        os.environ[CHECKED_VARIABLE] = f"{os.getpid()} {region}"
+    try:
+        yield
+    finally:
+        os.environ.pop(CHECKED_VARIABLE, None)
+
+
+def checked_region() -> str | None:
+    """The region the bucket answered ``edge serve``'s check from, when this process is
+    ``edge serve`` (one worker runs in it) or one of its workers; None: check it here."""
+    pid, _, region = os.environ.get(CHECKED_VARIABLE, "").partition(" ")
+    return region if region and pid in (str(os.getpid()), str(os.getppid())) else None

@@ -27,6 +27,28 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def run_edge(
+    args: list[str], *, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`edge ARGS` run to its end (within a minute) in a clean environment with ``env``: its
+    exit status and output."""
+    return subprocess.run(
+        [*EDGE, *args], env=clean_env(**env), cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def check_storage(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, str], list[str]]:
+    """`edge check-storage`: its exit status, the facts printed (label: value) and the
+    stderr lines (its problems, and any warning)."""
+    result = run_edge(["check-storage"], env=env, cwd=cwd)
+    facts = (line.split(": ", 1) for line in result.stdout.splitlines())
+    return (
+        result.returncode,
+        {label.strip(): value.strip() for label, value in facts},
+        result.stderr.splitlines(),
+    )
+
+
 @contextmanager
 def edge_process(
     args: list[str], *, env: dict[str, str], cwd: Path

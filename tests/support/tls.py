@@ -1,17 +1,24 @@
-"""TLS for a loopback store: a test certificate authority, and a server certificate for
-127.0.0.1 that it signed."""
+"""TLS for a loopback store: a test certificate authority, a server certificate for
+127.0.0.1 that it signed, and a world's moto behind a proxy that speaks TLS with it."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.faults import FaultProxy, fault_proxy
+from tests.support.world import World
 
 
 def certificate_authority(folder: Path) -> tuple[Path, ssl.SSLContext]:
@@ -60,3 +67,23 @@ def certificate_authority(folder: Path) -> tuple[Path, ssl.SSLContext]:
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(chain, key_file)
     return ca_file, server
+
+
+@dataclass
+class TlsStore:
+    """A store reached over TLS: the CA that signed its certificate, its endpoint, and the
+    proxy in front of it (``seen``: what it carried)."""
+
+    ca_file: Path
+    endpoint: str
+    proxy: FaultProxy
+
+
+@contextmanager
+def moto_over_tls(world: World, folder: Path) -> Iterator[TlsStore]:
+    """The world's moto behind a loopback proxy that speaks TLS, with a certificate signed
+    by a test CA (its file written in ``folder``) that no system bundle holds."""
+    assert world.moto is not None
+    ca_file, server = certificate_authority(folder)
+    with fault_proxy(urlsplit(world.moto.endpoint_url).port or 0, tls=server) as proxy:
+        yield TlsStore(ca_file, f"https://127.0.0.1:{proxy.port}", proxy)
