@@ -24,8 +24,9 @@ from tests.support.world import KEYS
 
 CACHE_BYTES = 8 * 1024 * 1024
 #: Memos on the request path, each at most MEMO_BYTES: validated paths, genuine and
-#: refused signatures, access-log kinds, private Cache-Control values.
-MEMOS = 5
+#: refused signatures, unsigned queries, parsed transforms, variant keys per request and
+#: per transform, access-log kinds, private Cache-Control values.
+MEMOS = 9
 #: What Python's allocator may keep on top (arenas not returned, fragmentation).
 ALLOWANCE = 4 * 1024 * 1024
 FLOOD = 40_000
@@ -91,6 +92,11 @@ def test_floods_of_distinct_requests_stay_within_the_bounds(tmp_path: Path) -> N
             ),
             "distinct padded queries of a genuine URL": (
                 f"{secret}&pad={n:06d}{'z' * 400}" for n in range(FLOOD)
+            ),
+            # each a variant's keys remembered, its missing source cached as not found
+            "distinct variants of missing sources": (
+                f"/i/alice/{n:06d}{'v' * 240}.png?w={n % 4000 + 1}&x={'x' * 400}"
+                for n in range(FLOOD)
             ),
         }
         pipelined(port, iter([secret] * 500), 500)  # warm: code paths, allocator, caches
