@@ -22,12 +22,14 @@ from edge.settings import Settings
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 #: Table names of the memos, by the attribute that holds each (Parser.paths,
-#: ParsedTransforms.parsed,
+#: ParsedTransforms.parsed, VariantKeyMemo.requests and keys,
 #: Verifier._memo, _refused and _unsigned, Observer.kinds, ProxyPolicy.seen, AccessLog.clients,
 #: referers and agents). A memo not named here is listed as ``Owner.attribute``.
 NAMES = {
     "paths": "validated paths",
     "parsed": "parsed transforms",
+    "requests": "variant keys",
+    "keys": "variant transform keys",
     "_memo": "verified signatures",
     "_refused": "refused signatures",
     "_unsigned": "unsigned queries",

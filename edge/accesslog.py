@@ -86,8 +86,10 @@ class AccessLog:
     def referer_part(self, referer: bytes) -> bytes:
         """A referer's part of a line, made and kept (the caller looked in ``referers``):
         escaped by orjson, cut to :data:`MAX_LOGGED_HEADER`, kept per value, since browsers
-        and pages repeat and escaping costs more than a lookup."""
-        return _field(self.referers, _REFERER, referer)
+        and pages repeat and escaping costs more than a lookup. A referer may be a signed URL
+        (a scraper's last fetch), so its ``sig`` is redacted as the path's is (the key stays
+        the raw value: a lookup, then, as for any referer)."""
+        return _field(self.referers, _REFERER, referer, redact_url(referer))
 
     def agent_part(self, agent: bytes) -> bytes:
         """A user agent's part of a line, made and kept (the caller looked in ``agents``)."""
@@ -121,10 +123,11 @@ class AccessLog:
         self.writer.close(timeout)
 
 
-def _field(memo: Memo[bytes, bytes], key: bytes, value: bytes) -> bytes:
-    """A referer's or user agent's part of a line (``key`` then its JSON), kept in ``memo``
-    (the caller looked there first)."""
-    found = key + _json(value)
+def _field(memo: Memo[bytes, bytes], key: bytes, value: bytes, shown: bytes = b"") -> bytes:
+    """A referer's or user agent's part of a line (``key`` then the JSON of ``shown``, by
+    default ``value`` itself), kept in ``memo`` under ``value`` (the caller looked there
+    first)."""
+    found = key + _json(shown or value)
     if len(value) <= MAX_LOGGED_HEADER:  # longer ones are cut: free to vary, never kept
         memo.remember(value, found, sys.getsizeof(value) + sys.getsizeof(found))
     return found
@@ -166,11 +169,20 @@ _REASON = b',"reason":"%s"'
 
 
 # A ``sig`` parameter, however its name is escaped (``%73ig`` is a ``sig``: the spec decodes
-# names). Matched after an ``&`` that redact() puts in front, so the replacement is static:
-# one C call, a quarter of a split-and-decode loop.
-_SIG_PARAM = re.compile(rb"&(?:s|%73)(?:i|%69)(?:g|%67)=[^&]*")
+# names), and in any letter case: edge ignores ``SIG=``, but its value is a genuine signature
+# one lower-casing away from use (the shipped nginx configs redact it too). Matched after an
+# ``&`` that redact() puts in front, so the replacement is static: one C call, a quarter of
+# a split-and-decode loop.
+_SIG_PARAM = re.compile(rb"&(?:s|%73)(?:i|%69)(?:g|%67)=[^&]*", re.IGNORECASE)
+
+
+def redact_url(url: bytes) -> bytes:
+    """A URL with its query's ``sig`` values redacted (:func:`redact`); one without ``?``
+    as it is."""
+    head, mark, query = url.partition(b"?")
+    return head + mark + redact(query) if mark else url
 
 
 def redact(query: bytes) -> bytes:
-    """The query with every ``sig`` value replaced (and its name written plainly)."""
+    """The query with every ``sig`` value replaced (and its name written plainly, ``sig``)."""
     return _SIG_PARAM.sub(b"&sig=" + REDACTED, b"&" + query)[1:]

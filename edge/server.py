@@ -116,10 +116,12 @@ class EdgeProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            # An image edge speaks HTTP/1.1 alone: Upgrade is ignored (RFC 9110 7.8), the
+            # request answered as any other. The parser reads nothing after it, so the
+            # connection closes after that answer (uvicorn left it open and deaf, and logged
+            # a warning per request: a stranger's rate).
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
             return
         except httptools.HttpParserError:
             if not self._refusal:  # the parser itself refused the bytes
@@ -127,6 +129,10 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         if self._in_head and self._head_bytes > self.bounds.max_header_bytes:
             self._refuse("headers_too_large", self.bounds.too_large)
+
+    def _should_upgrade(self) -> bool:
+        """Never to a WebSocket, whatever uvicorn's ``ws`` option: no route takes one."""
+        return False
 
     def on_headers_complete(self) -> None:
         if self._head_bytes > self.bounds.max_header_bytes and self._head_size() > (
@@ -155,10 +161,40 @@ class EdgeProtocol(HttpToolsProtocol):
         return len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) + _FRAMING
 
     def _refuse(self, reason: str, answer: bytes) -> None:
-        """Answer ``answer`` and close, unless a response is already under way (then close)."""
+        """Answer ``answer`` and close; after the answers already under way, if any.
+
+        Answers under way are those of earlier requests read whole (pipelined): they go
+        out first, then the refusal (:meth:`on_response_complete`). A request refused
+        after its head was read (``Transfer-Encoding: xchunked``, a malformed chunk) has a
+        cycle of its own: the refusal is its answer, so the cycle is marked disconnected
+        (whatever its app sends later is dropped, uvicorn's rule for a client that went
+        away) and, if it waits behind earlier ones, taken out of the pipeline. Its own
+        answer already begun, the connection closes once that answer ends."""
         self._count(reason)
         self._refusal = answer
-        if self.cycle is None or self.cycle.response_complete:
+        cycle = self.cycle
+        if not self._in_head and cycle is not None and not cycle.response_complete:
+            if cycle.response_started:  # its answer is under way: it ends the exchange
+                self._refusal = _CLOSE_ONLY
+                return
+            cycle.disconnected = True
+            if self.pipeline and self.pipeline[0][0] is cycle:
+                self.pipeline.popleft()  # an earlier answer runs: the refusal follows it
+            else:  # it was running itself: nothing else is
+                self._answer_refusal()
+        elif cycle is None or cycle.response_complete:
+            self._answer_refusal()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, then the refusal waiting for the last answer under way, if any."""
+        last = not self.pipeline
+        _response_complete(self)
+        if last and self._refusal and not self.transport.is_closing():
+            self._answer_refusal()
+
+    def _answer_refusal(self) -> None:
+        answer = self._refusal
+        if answer != _CLOSE_ONLY:
             if self.ids is not None:  # a new ID: no request was read to take one from
                 answer = answer.replace(
                     _CLOSE, b"x-request-id: " + self.ids.new() + b"\r\n" + _CLOSE, 1
@@ -175,6 +211,7 @@ class EdgeProtocol(HttpToolsProtocol):
 # request, and a super() object costs more than the rest of each override.
 _headers_complete = HttpToolsProtocol.on_headers_complete
 _message_complete = HttpToolsProtocol.on_message_complete
+_response_complete = HttpToolsProtocol.on_response_complete
 
 
 class _Refused(Exception):
@@ -190,6 +227,8 @@ def _closing_answer(error: EdgeError, *, cors: bool) -> bytes:
 
 
 _CLOSE = b"connection: close\r\n"
+#: A refusal that writes nothing: the refused request's own answer was already begun.
+_CLOSE_ONLY = b"close"
 
 
 def _edge_of(config: Config) -> Any:

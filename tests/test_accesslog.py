@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.accesslog import AccessLog, redact
+from edge.accesslog import AccessLog, redact, redact_url
 from edge.observe import Observer
 from edge.proxies import ProxyPolicy
 from edge.record import Record
@@ -39,6 +39,16 @@ def test_redact_hides_every_sig_value() -> None:
     assert redact(b"sig=a&sig=b") == b"sig=[redacted]&sig=[redacted]"
     assert redact(b"v=2&sigma=1") == b"v=2&sigma=1"
     assert redact(b"sig") == b"sig"
+    # Edge ignores SIG=, but its value is a genuine signature one lower-casing away from use.
+    hidden = b"sig=[redacted]&exp=1&sig=[redacted]&sig=[redacted]"
+    assert redact(b"SIG=abc&exp=1&Sig=d&%73IG=e") == hidden
+    # A referer may be a signed URL: its query is redacted the same way.
+    assert (
+        redact_url(b"https://x/i/a/b.png?sig=abc&exp=1")
+        == b"https://x/i/a/b.png?sig=[redacted]&exp=1"
+    )
+    assert redact_url(b"https://x/page?a=1") == b"https://x/page?a=1"
+    assert redact_url(b"https://x/sig=1") == b"https://x/sig=1"
 
 
 def _drain(read_end: int, until: Callable[[bytes], bool], *, seconds: float = 20) -> bytes:

@@ -2,11 +2,11 @@
 distinct 404s with long paths, distinct signed URLs, distinct padded queries. Growth must
 stay within what the settings and the memos' documented bounds allow.
 
-Each flood is sized to overrun the bound by itself if the memos were unbounded (MEMO_SIZE
-and MEMO_BYTES set beyond reach), measured: 14,000 404s grew RSS 49.5 MiB, then 25,000
-refused signatures 40.3 MiB more and 25,000 padded queries 40.5 MiB more, against a bound
-of 22 MiB; bounded, the three grew it 8.8 MiB in all. A 404 costs a folder lookup, the
-others none: that flood is the shortest."""
+Each flood is sized to overrun the bound by itself, about twice, if the memos were
+unbounded (Memo.remember never emptying), measured: RSS grew about 6,600 bytes a 404,
+1,700 a refused signature, 1,600 a padded query and 3,300 a variant, 62 to 66 MiB a
+flood against a bound of 30 MiB (bounded, 14 MiB for all four). A 404 and a variant cost
+a folder lookup, the others none: theirs are the shorter floods."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ from tests.support.world import KEYS
 
 CACHE_BYTES = 8 * 1024 * 1024
 #: Memos on the request path, each at most MEMO_BYTES: validated paths, genuine and
-#: refused signatures, access-log kinds, private Cache-Control values.
-MEMOS = 5
+#: refused signatures, unsigned queries, parsed transforms, variant keys per request and
+#: per transform, access-log kinds, private Cache-Control values.
+MEMOS = 9
 #: What Python's allocator may keep on top (arenas not returned, fragmentation).
 ALLOWANCE = 4 * 1024 * 1024
-#: Requests per flood: 404s, then refused signatures and padded queries.
-FLOOD_404S = 14_000
-FLOOD = 25_000
+#: Requests per flood: 404s, refused signatures, padded queries, variants.
+FLOODS = (10_000, 40_000, 40_000, 20_000)
 SEGMENTS = "/".join(["x" * 240] * 4)  # a segment is at most 255 bytes
 
 
@@ -92,18 +92,24 @@ def test_floods_of_distinct_requests_stay_within_the_bounds(tmp_path: Path) -> N
         secret = sign_url("/i/alice/secret.png", key=key, exp=exp)
         floods = {
             "distinct 404s, 1,000-byte paths": (
-                f"/i/alice/{n:06d}/{SEGMENTS}.png" for n in range(FLOOD_404S)
+                f"/i/alice/{n:06d}/{SEGMENTS}.png" for n in range(FLOODS[0])
             ),
             "distinct refused signatures": (
-                f"/i/alice/{n:06d}{'y' * 240}.png?sig={'A' * 43}&exp={exp}" for n in range(FLOOD)
+                f"/i/alice/{n:06d}{'y' * 240}.png?sig={'A' * 43}&exp={exp}"
+                for n in range(FLOODS[1])
             ),
             "distinct padded queries of a genuine URL": (
-                f"{secret}&pad={n:06d}{'z' * 400}" for n in range(FLOOD)
+                f"{secret}&pad={n:06d}{'z' * 400}" for n in range(FLOODS[2])
+            ),
+            # each a variant's keys remembered, its missing source cached as not found
+            "distinct variants of missing sources": (
+                f"/i/alice/{n:06d}{'v' * 240}.png?w={n % 4000 + 1}&x={'x' * 400}"
+                for n in range(FLOODS[3])
             ),
         }
         pipelined(port, iter([secret] * 500), 500)  # warm: code paths, allocator, caches
         start = rss_bytes(process.pid)
-        requests = dict(zip(floods, [FLOOD_404S, FLOOD, FLOOD], strict=True))
+        requests = dict(zip(floods, FLOODS, strict=True))
         figures: dict[str, object] = {"requests": requests, "cache_bytes": CACHE_BYTES}
         bound = CACHE_BYTES + MEMOS * MEMO_BYTES + ALLOWANCE
         for name, targets in floods.items():

@@ -207,6 +207,39 @@ def test_private_variants_stay_private(world: World) -> None:
         assert get(client, wider).status_code == 403
 
 
+@pytest.mark.parametrize("world", ["file"], indirect=True)
+def test_remembered_variant_keys_never_open_a_private_variant(world: World) -> None:
+    """Each request's variant keys are remembered (edge.image.variant_keys) with both folders'
+    keys: asked unsigned before and after a signed request made the private variant, and
+    with a forged signature, the private one is never answered."""
+    world.put("private", "alice", "secret.png", encoded(quadrants(300, 200)) + CANARY)
+    world.put("private", "alice", "both.png", encoded(quadrants(300, 200)))
+    world.put("public", "alice", "both.png", encoded(quadrants(30, 20)))
+    base = world.serve()
+    exp = int(time.time()) + 300
+    signed = sign_url("/i/alice/secret.png", key=world.key, exp=exp, transform="w=100")
+    both = sign_url("/i/alice/both.png", key=world.key, exp=exp, transform="w=100")
+    at = signed.index("sig=") + 4
+    forged = signed[:at] + ("B" if signed[at] == "A" else "A") + signed[at + 1 :]
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
+        public = get(client, "/i/alice/both.png?w=100")  # unsigned first: the public variant
+        assert get(client, "/i/alice/secret.png?w=100").status_code == 404
+        made = get(client, signed)
+        assert made.status_code == 200 and made.headers["cache-control"].startswith("private")
+        private = get(client, both)
+        assert private.content != public.content
+        for _ in range(2):  # the second from the memo and the hot cache
+            for method in ("GET", "HEAD"):
+                refused = client.request(method, "/i/alice/secret.png?w=100")
+                assert refused.status_code == 404 and CANARY not in refused.content
+            assert get(client, forged).status_code == 403
+            again = get(client, "/i/alice/both.png?w=100")
+            assert again.content == public.content
+            assert again.headers["cache-control"].startswith("public")
+            assert get(client, both).content == private.content
+            assert get(client, signed).content == made.content
+
+
 def test_unprocessable_sources_are_422_and_the_server_goes_on(world: World) -> None:
     good = world.put("public", "alice", "good.png", encoded(quadrants(300, 200)))
     world.put("public", "alice", "bomb.png", png_bomb(20000, 20000))
@@ -261,6 +294,7 @@ def test_signed_mode_and_bare_hosts(world: World) -> None:
         assert unsigned.json()["error"]["code"] == "SIGNATURE_INVALID"
         signed = sign_url(path, key=world.key, exp=exp, transform="w=100")
         assert decoded(get(client, signed).content).width == 100
+        assert get(client, f"{path}?w=100").status_code == 403, "cached: still signed only"
         assert get(client, path).content == encoded(quadrants(300, 200))
         # the short form on a bare host, with the same signature
         bare = {"host": "cdn.example.com"}
@@ -344,6 +378,8 @@ def test_conversions_are_made_from_a_sibling(world: World) -> None:
         assert hidden.status_code == 200 and hidden.headers["content-type"] == "image/webp"
         assert hidden.headers["cache-control"].startswith("private")
         assert listings(world) == before + 1, "found in private/: public/ is not listed"
+        unsigned = get(client, "/i/alice/hidden.webp")  # the private conversion is cached
+        assert unsigned.status_code == 404 and CANARY not in unsigned.content
 
 
 @pytest.mark.parametrize("world", ["file"], indirect=True)

@@ -124,11 +124,15 @@ class ImagePipeline:
                 except NotFound:
                     if not self.transformer.converts(request, grant):
                         raise
+                    found = self.transformer.cached(request, grant, record)
+                    if found is None:
+                        name_in_logs(record.request_id)
+                        found = await self.transformer.variant(request, grant, record)
+            else:
+                found = self.transformer.cached(request, grant, record)
+                if found is None:  # off the cached-hit path, as a plain miss
                     name_in_logs(record.request_id)
                     found = await self.transformer.variant(request, grant, record)
-            else:
-                name_in_logs(record.request_id)
-                found = await self.transformer.variant(request, grant, record)
         except Exception as error:
             await self.fail(send, error, scope, record)
             return

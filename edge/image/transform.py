@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import posixpath
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -39,19 +37,17 @@ from edge.http import none_match
 from edge.image.presets import Presets
 from edge.image.read import Found, Reader, hit
 from edge.image.request import ImageRequest
-from edge.memo import Memo
+from edge.image.variant_keys import VariantKeyMemo, output_of
 from edge.metrics import Metrics
 from edge.record import Record
 from edge.signing import Grant
 from edge.storage import Reply, Stat
-from edge.transform import FORMATS, Limits, OutputFormat, Rendered, TransformPool, libvips, render
+from edge.transform import Limits, OutputFormat, Rendered, TransformPool, libvips, render
 from edge.transform.types import MEDIA_TYPES
 from edge.transform_params import Transform
 
 log = logging.getLogger("edge")
 
-#: What a conversion without parameters renders: the defaults (``photo.webp``, q=80).
-CONVERSION = Transform()
 #: Part of every variant's ETag: another engine may encode other bytes.
 ENGINE = f"edge-transform-2 libvips-{libvips.version()}"
 
@@ -79,37 +75,53 @@ class Transformer:
         self.limits = limits
         self.presets = presets
         self.mode = mode
-        #: Transform -> its effective key. Building the key (defaults filled, every
-        #: parameter written out) was most of edge's own work on a cached variant's hit;
-        #: transforms repeat as pages repeat their sizes (bench/README.md, "Transforms
-        #: under load").
-        self.keys: Memo[Transform, str] = Memo()
+        #: Each request's variant keys and output format, remembered (edge.image.variant_keys).
+        self.keys = VariantKeyMemo()
 
     def converts(self, request: ImageRequest, grant: Grant | None) -> bool:
         """Whether a name that is not stored may be made from a sibling: its extension is
         an output format, and transforms are open to this request."""
-        return _output(request.path) is not None and (self.mode == "on" or grant is not None)
+        return output_of(request.path) is not None and (self.mode == "on" or grant is not None)
+
+    def cached(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found | None:
+        """A variant's answer from the hot cache alone, or None when :meth:`variant` must
+        run (a miss, a refusal, no cache): as :meth:`Reader.cached`, no coroutine and no
+        storage. Which keys are read is this request's grant's choice, every time."""
+        cache = self.cache
+        if cache is None or (grant is None and self.mode == "signed"):
+            return None
+        keys = self.keys.of(request.path, request.query, request.transform)
+        if keys is None:
+            return None
+        if grant is not None:
+            entry = cache.get(keys.private)
+            if entry is None:
+                return None
+            if entry.stat is not None:
+                record.cache = "hit"
+                return hit(entry, keys.private, True, request)
+        entry = cache.get(keys.public)
+        if entry is None or entry.stat is None:  # no source: variant() says so
+            return None
+        record.cache = "hit"
+        return hit(entry, keys.public, False, request)
 
     async def variant(self, request: ImageRequest, grant: Grant | None, record: Record) -> Found:
         if grant is None and self.mode == "signed":
             raise SignatureInvalid(
                 "EDGE_TRANSFORMS=signed: a transform needs a signed URL", slug="transform_unsigned"
             )
-        output = _output(request.path)
-        if output is None:
+        keys = self.keys.of(request.path, request.query, request.transform)
+        if keys is None:
             raise BadTransform(
                 "a transform's output format is the path's extension:"
                 " .jpg, .jpeg, .png, .webp, .avif or .gif",
                 slug="output_format_unknown",
             )
-        asked = request.transform or CONVERSION
-        wanted = self.keys.get(asked)
-        if wanted is None:
-            wanted = asked.effective_key()
-            self.keys.remember(asked, wanted, sys.getsizeof(asked) + sys.getsizeof(wanted))
+        asked, output = keys.asked, keys.output
         rest = request.path[3:]  # "{user}/{file}"
-        for folder in ("private", "public") if grant is not None else ("public",):
-            key = f"{folder}/{rest}\n{wanted}"
+        folders = (("private", keys.private), ("public", keys.public))
+        for folder, key in folders if grant is not None else folders[1:]:
             private = folder == "private"
             entry = self.cache.get(key) if self.cache is not None else None
             if entry is None:
@@ -271,10 +283,6 @@ def variant_etag(source_key: str, stat: Stat, transform: Transform, output: Outp
         (ENGINE, source_key, stat.etag, transform.effective().canonical(), output)
     ).encode("utf-8", "surrogateescape")
     return '"' + hashlib.blake2b(made, digest_size=16).hexdigest() + '"'
-
-
-def _output(path: str) -> OutputFormat | None:
-    return FORMATS.get(posixpath.splitext(path)[1].lower())  # photo.JPG is a JPEG too
 
 
 def refuse_encoded(key: str, stat: Stat) -> None:

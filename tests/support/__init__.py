@@ -18,5 +18,7 @@ other, and conftest.py holds only the fixtures, built from these helpers.
 - ``records``: requests as the observer and the access log see them
 - ``auth``: what the /auth tests and the nginx auth_request tests share
 - ``clock``: a clock the test sets
+- ``stranger``, ``raw_http``: a stranger's requests against canaried private objects, and
+  a raw client for kept-alive, pipelined and smuggled requests
 - ``sign_vectors.mjs``, ``sign_and_fetch.mjs``: the Node signer, driven by its tests
 """
