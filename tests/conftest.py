@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import BUCKET, MotoServer, S3rver, start_moto, start_s3rver
+from tests.support.signers import Signers
+from tests.support.typescript import StrictErrors, strict_errors
 from tests.support.world import (
     AWS,
     S3RVER_AWS,
@@ -51,6 +53,18 @@ def s3rver_server() -> Iterator[S3rver]:
     """A second, independent S3 server (Node.js), one per session: tests keep apart by prefix."""
     with start_s3rver() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def signers(tmp_path_factory: pytest.TempPathFactory) -> Signers:
+    """Every language's signer; Go's and Rust's harnesses built on first use, once a session."""
+    return Signers(tmp_path_factory.mktemp("signers"))
+
+
+@pytest.fixture(scope="session")
+def strict_typescript() -> StrictErrors:
+    """tests/browser/strict/ under ``tsc --strict``, one program for the session."""
+    return strict_errors()
 
 
 @pytest.fixture(params=WORLDS)

@@ -23,6 +23,7 @@ from edge.accesslog import AccessLog, redact, redact_url
 from edge.observe import Observer
 from edge.proxies import ProxyPolicy
 from edge.record import Record
+from tests.support.client import TLS
 from tests.support.clock import Clock
 from tests.support.processes import EDGE, PNG, clean_env, edge_process, populated, stop, wait_ready
 from tests.support.records import answered, public_hit, queued
@@ -133,13 +134,15 @@ def test_json_access_log_from_a_real_process(tmp_path: Path) -> None:
     with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
         base = f"http://127.0.0.1:{number}"
         wait_ready(base, process)
-        httpx.get(base + "/i/alice/photo.png")
+        httpx.get(base + "/i/alice/photo.png", verify=TLS)
         httpx.get(
-            base + signed, headers={"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+            base + signed,
+            headers={"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"},
+            verify=TLS,
         )
-        httpx.get(base + signed.replace("sig=", "sig=x"))
-        httpx.get(base + "/i/alice/secret.png")
-        httpx.head(base + "/i/alice/photo.png")
+        httpx.get(base + signed.replace("sig=", "sig=x"), verify=TLS)
+        httpx.get(base + "/i/alice/secret.png", verify=TLS)
+        httpx.head(base + "/i/alice/photo.png", verify=TLS)
         time.sleep(0.5)
     text = (tmp_path / "edge.log").read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -274,8 +277,8 @@ def test_uvicorn_on_the_factory_logs_no_signature(tmp_path: Path, options: list[
             check=True,
         ).stdout.strip()
         sig = signed.split("sig=")[1].split("&")[0]
-        assert httpx.get(base + signed).status_code == 200
-        assert httpx.get(base + signed.replace("sig=", "sig=x")).status_code == 403
+        assert httpx.get(base + signed, verify=TLS).status_code == 200
+        assert httpx.get(base + signed.replace("sig=", "sig=x"), verify=TLS).status_code == 403
         time.sleep(0.3)  # the log thread writes asynchronously
     finally:
         stop(process)

@@ -26,7 +26,7 @@ from edge.settings import Settings
 from edge.signing import Grant, Verifier, sign_url
 from edge.storage import FileStorage
 from tests.support.auth import NAMES, private
-from tests.support.client import raw_request
+from tests.support.client import TLS, raw_request
 from tests.support.world import KEYS, CountingStorage, World
 
 PNG = png(32, 32)
@@ -239,7 +239,7 @@ def test_auth_verdicts_over_http(world: World) -> None:
 
     def verdict(uri: str, header: str = "x-original-uri", **extra: str) -> httpx.Response:
         headers = {header: uri, **{k.replace("_", "-"): v for k, v in extra.items()}}
-        return httpx.get(base + "/auth", headers=headers)
+        return httpx.get(base + "/auth", headers=headers, verify=TLS)
 
     public = verdict("/i/alice/photo.png?v=2")
     assert public.status_code == 200 and public.content == b""
@@ -262,7 +262,7 @@ def test_auth_verdicts_over_http(world: World) -> None:
         assert denied.json() == {
             "error": {"code": code, "message": denied.json()["error"]["message"], "status": 403}
         }
-    assert httpx.get(base + "/auth").headers["x-edge-error"] == "BAD_REQUEST"
+    assert httpx.get(base + "/auth", verify=TLS).headers["x-edge-error"] == "BAD_REQUEST"
     assert verdict(world.sign(secret), header="x-forwarded-uri").headers["x-edge-error"] == (
         "BAD_REQUEST"
     )

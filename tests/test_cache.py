@@ -15,7 +15,7 @@ import httpx
 from edge.cache import MISSING_SHARE, Entry, HotCache, footprint
 from edge.samples import CANARY, png
 from edge.storage.base import Stat
-from tests.support.client import assert_error, get
+from tests.support.client import TLS, assert_error, get
 from tests.support.clock import Clock
 from tests.support.world import World
 
@@ -154,7 +154,7 @@ def test_hits_are_served_from_memory(world: World) -> None:
     ranged = get(base + path, range="bytes=2-9")
     assert ranged.status_code == 206 and ranged.content == PNG[2:10]
     assert_error(get(base + path, range="bytes=99999-"), 416, "RANGE_NOT_SATISFIABLE")
-    head = httpx.head(base + path)
+    head = httpx.head(base + path, verify=TLS)
     assert head.status_code == 200 and head.headers["content-length"] == str(len(PNG))
     assert world.storage_reads() == [("GET", "public/alice/photo.png")], "one read served all"
 
@@ -207,7 +207,7 @@ def test_concurrent_misses_share_one_storage_read(world: World) -> None:
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, verify=TLS) as client:
             return await asyncio.gather(*(client.get(base + path) for _ in range(20)))
 
     responses = asyncio.run(burst())

@@ -19,6 +19,7 @@ from edge.app import Edge
 from edge.settings import Settings
 from edge.storage.probe import CHECKED_VARIABLE
 from tests.support.canned import s3_error
+from tests.support.client import TLS
 from tests.support.processes import check_storage, clean_env, edge_process, stop
 from tests.support.servers import BUCKET, MotoServer, free_port, run_uvicorn
 from tests.support.signed_store import Seen, SignedStore, signed_store
@@ -120,7 +121,7 @@ def test_a_folder_without_its_visibility_folders_starts_with_a_warning(
         {"EDGE_STORAGE": str(tmp_path), "EDGE_SIGNING_KEYS": KEYS, "EDGE_ACCESS_LOG": "off"}
     )
     with run_uvicorn(Edge(settings)) as base:
-        assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+        assert httpx.get(base + "/readyz", timeout=10, verify=TLS).status_code == 200
     said = [r.getMessage() for r in caplog.records if r.name == "edge"]
     for folder in ("public", "private"):
         line = (
@@ -173,7 +174,7 @@ def test_edge_serve_checks_the_bucket_once_for_all_its_workers(
             started(tmp_path / "edge.log", process, workers=2)
             assert len(store.seen) == checks and listings(store) == store.seen, store.seen
             for n in range(8):  # a connection each: both workers read, as the kernel deals
-                httpx.get(f"http://127.0.0.1:{port}/i/alice/{n}.png", timeout=10)
+                httpx.get(f"http://127.0.0.1:{port}/i/alice/{n}.png", timeout=10, verify=TLS)
     reads = store.seen[checks:]
     assert reads and all(seen.region == region and seen.valid for seen in reads), reads
     assert listings(store) == store.seen[:checks], "no worker lists the bucket"

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from edge.samples import png
+from tests.support.client import TLS
 from tests.support.prometheus import PROMTOOL, Prometheus, start_prometheus, wait_for_scrapes
 from tests.support.world import World
 
@@ -201,7 +202,7 @@ def traffic(world: World, base: str) -> None:
         "/i/alice/loop.png": 502,  # a storage failure
         "/readyz": 200,
     }
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         assert {path: client.get(path).status_code for path in asked} == asked
 
     # One storage read slot (EDGE_MAX_STORAGE_READS=1), slow storage: two of three are refused.
@@ -209,7 +210,7 @@ def traffic(world: World, base: str) -> None:
     world.counting.delay = 0.5
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=30, verify=TLS) as client:
             answers = await asyncio.gather(*(client.get(path) for path in slow))
         return sorted(answer.status_code for answer in answers)
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.support.canned import HEAD_OK, OBJECT, SILENCE, STATUS_ANSWERS, UNPRIVILEGED
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.processes import EDGE, clean_env, stop, wait_ready
 from tests.support.servers import BUCKET, MotoServer, free_port
 from tests.support.stores import Hangup, Parts, tiny_store
@@ -114,7 +114,7 @@ def gets(seen: list[bytes]) -> int:
 def test_tried_again_then_502(edge: Edge) -> None:
     with store(lambda connection, request: STATUS_ANSWERS["SLOW_DOWN"]) as (endpoint, seen):
         base = edge.s3(endpoint, EDGE_S3_MAX_ATTEMPTS="3")
-        assert_error(httpx.get(base + PATH, timeout=10), 502, "STORAGE_ERROR")
+        assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 502, "STORAGE_ERROR")
         assert gets(seen) == 3
     edge.said("S3 answered 503 SlowDown for public/alice/x.png (3 attempts)")
 
@@ -122,7 +122,7 @@ def test_tried_again_then_502(edge: Edge) -> None:
 def test_tried_again_then_504(edge: Edge) -> None:
     with store(lambda connection, request: Parts([SILENCE])) as (endpoint, seen):
         base = edge.s3(endpoint, EDGE_S3_MAX_ATTEMPTS="2", EDGE_S3_READ_TIMEOUT="0.3")
-        assert_error(httpx.get(base + PATH, timeout=10), 504, "STORAGE_TIMEOUT")
+        assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 504, "STORAGE_TIMEOUT")
         assert gets(seen) == 2
     host = endpoint.removeprefix("http://")
     edge.said(f"storage at {host} silent for 0.3 s before answering (2 attempts)")
@@ -133,7 +133,7 @@ def test_tried_again_at_once_is_no_failure(edge: Edge) -> None:
     with store(lambda c, r: None if (c, r) == (0, 1) else OBJECT) as (endpoint, seen):
         base = edge.s3(endpoint, EDGE_S3_MAX_ATTEMPTS="1")
         for _ in range(3):
-            response = httpx.get(base + PATH, timeout=10)
+            response = httpx.get(base + PATH, timeout=10, verify=TLS)
             assert response.status_code == 200 and response.content == b"hello"
         assert gets(seen) == 4
 
@@ -141,7 +141,7 @@ def test_tried_again_at_once_is_no_failure(edge: Edge) -> None:
 def test_a_refusal_is_502_at_once(edge: Edge) -> None:
     with store(lambda connection, request: STATUS_ANSWERS["ACCESS_DENIED"]) as (endpoint, seen):
         base = edge.s3(endpoint, EDGE_S3_MAX_ATTEMPTS="3")
-        response = httpx.get(base + PATH, timeout=10)
+        response = httpx.get(base + PATH, timeout=10, verify=TLS)
         assert_error(response, 502, "STORAGE_ERROR")
         assert gets(seen) == 1
     line = edge.said("S3 answered 403 AccessDenied for public/alice/x.png")
@@ -162,8 +162,10 @@ def test_no_such_key_is_404_and_a_range_past_the_end_416(
 ) -> None:
     prefix = moto_prefix(moto_server, {"public/alice/five.png": b"12345"})
     base = edge.s3(moto_server.endpoint_url, prefix=prefix)
-    assert_error(httpx.get(base + PATH, timeout=10), 404, "NOT_FOUND")
-    beyond = httpx.get(base + "/i/alice/five.png", headers={"range": "bytes=10-"}, timeout=10)
+    assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 404, "NOT_FOUND")
+    beyond = httpx.get(
+        base + "/i/alice/five.png", headers={"range": "bytes=10-"}, timeout=10, verify=TLS
+    )
     assert_error(beyond, 416, "RANGE_NOT_SATISFIABLE")
     assert beyond.headers["content-range"] == "bytes */5"
 
@@ -171,8 +173,10 @@ def test_no_such_key_is_404_and_a_range_past_the_end_416(
 def test_a_condition_that_holds_is_304_not_a_failure(edge: Edge, moto_server: MotoServer) -> None:
     prefix = moto_prefix(moto_server, {"public/alice/five.png": b"12345"})
     base = edge.s3(moto_server.endpoint_url, prefix=prefix)
-    etag = httpx.get(base + "/i/alice/five.png", timeout=10).headers["etag"]
-    again = httpx.get(base + "/i/alice/five.png", headers={"if-none-match": etag}, timeout=10)
+    etag = httpx.get(base + "/i/alice/five.png", timeout=10, verify=TLS).headers["etag"]
+    again = httpx.get(
+        base + "/i/alice/five.png", headers={"if-none-match": etag}, timeout=10, verify=TLS
+    )
     assert again.status_code == 304
 
 
@@ -199,10 +203,10 @@ def test_a_failing_body_is_answered_if_read_whole_else_cut(
         base = edge.s3(endpoint, EDGE_S3_MAX_ATTEMPTS="3", EDGE_S3_READ_TIMEOUT="0.3")
         if status is None:
             with pytest.raises(httpx.RemoteProtocolError):  # fewer bytes than promised
-                httpx.get(base + PATH, timeout=10)
+                httpx.get(base + PATH, timeout=10, verify=TLS)
         else:
             assert code is not None
-            assert_error(httpx.get(base + PATH, timeout=10), status, code)
+            assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), status, code)
         assert gets(seen) == 1, "a body under way is never asked for again"
     edge.said("stalled for 0.3 s" if fault == "silence" else "cut short: connection closed")
 
@@ -217,9 +221,9 @@ def test_the_folder_refused_is_502_and_a_fifo_404(edge: Edge, tmp_path: Path) ->
     (root / "public" / "alice" / "x.png").chmod(0)
     os.mkfifo(root / "public" / "alice" / "pipe.png")
     base = edge.serve({"EDGE_STORAGE": str(root)}, wrapper=UNPRIVILEGED)
-    assert_error(httpx.get(base + PATH, timeout=10), 502, "STORAGE_ERROR")
+    assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 502, "STORAGE_ERROR")
     edge.said("cannot open public/alice/x.png: Permission denied")
-    assert_error(httpx.get(base + "/i/alice/pipe.png", timeout=5), 404, "NOT_FOUND")
+    assert_error(httpx.get(base + "/i/alice/pipe.png", timeout=5, verify=TLS), 404, "NOT_FOUND")
 
 
 def test_a_missing_bucket_is_502_not_404(edge: Edge, moto_server: MotoServer) -> None:
@@ -228,10 +232,10 @@ def test_a_missing_bucket_is_502_not_404(edge: Edge, moto_server: MotoServer) ->
     bare, is told too: edge then looks for a source to convert, and the listing says
     NoSuchBucket."""
     base = edge.s3(moto_server.endpoint_url, bucket="no-such-bucket")
-    assert_error(httpx.get(base + PATH, timeout=10), 502, "STORAGE_ERROR")
+    assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 502, "STORAGE_ERROR")
     edge.said("404 NoSuchBucket for public/alice/x.png: no bucket no-such-bucket")
-    assert httpx.head(base + PATH, timeout=10).status_code == 502
-    assert_error(httpx.get(base + "/readyz", timeout=10), 503, "NOT_READY")
+    assert httpx.head(base + PATH, timeout=10, verify=TLS).status_code == 502
+    assert_error(httpx.get(base + "/readyz", timeout=10, verify=TLS), 503, "NOT_READY")
 
 
 def test_a_store_that_redirects_whatever_the_region_is_502_naming_it(edge: Edge) -> None:
@@ -239,7 +243,7 @@ def test_a_store_that_redirects_whatever_the_region_is_502_naming_it(edge: Edge)
     a second one, signed for eu-west-1 already, is the error."""
     with store(lambda connection, request: STATUS_ANSWERS["WRONG_REGION"]) as (endpoint, seen):
         base = edge.s3(endpoint)
-        assert_error(httpx.get(base + PATH, timeout=10), 502, "STORAGE_ERROR")
+        assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 502, "STORAGE_ERROR")
         assert gets(seen) == 2
     assert "edge signs for eu-west-1 from now on" in edge.said("is in region eu-west-1, not")
     line = edge.said("301 PermanentRedirect for public/alice/x.png")

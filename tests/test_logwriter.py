@@ -15,6 +15,7 @@ import pytest
 
 from edge.logwriter import LineWriter
 from tests.support.artifacts import write_artifact
+from tests.support.client import TLS
 from tests.support.processes import EDGE, clean_env, stop, wait_ready
 from tests.support.servers import free_port
 
@@ -55,7 +56,7 @@ def test_a_stalled_log_collector_never_freezes_the_process(tmp_path: Path) -> No
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process)
-        with httpx.Client(base_url=base, timeout=5) as client:
+        with httpx.Client(base_url=base, timeout=5, verify=TLS) as client:
             started = time.monotonic()
             for number in range(400):  # ~100 bytes of warning and ~200 of access log each
                 assert client.get(f"/i/alice/{number}.png").status_code == 502

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png
+from tests.support.client import TLS
 from tests.support.fleet import EdgeProcess, fleet, signed
 from tests.support.nginx import run_nginx
 
@@ -55,7 +56,7 @@ def fetch_all(base: str, targets: Sequence[str], *, concurrency: int = 10) -> li
 
     async def run() -> list[httpx.Response]:
         gate = asyncio.Semaphore(concurrency)
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, verify=TLS) as client:
 
             async def one(target: str) -> httpx.Response:
                 async with gate:
@@ -176,8 +177,10 @@ def test_an_edge_that_joins_takes_images_only_for_itself(root: Path, tmp_path: P
     """The same images through nginx with two edges, then with a third added: every image
     that moves, moves to the new edge (the hash is consistent; a plain one would move
     most images, between the old edges too)."""
-    edges = [EdgeProcess(root, tmp_path / f"edge{n}") for n in range(3)]
+    edges = [EdgeProcess(root, tmp_path / f"edge{n}", wait=False) for n in range(3)]
     try:
+        for edge in edges:
+            edge.wait_ready()
         addresses = [edge.base.removeprefix("http://") for edge in edges]
         before = homes_through(tmp_path / "two", addresses[:2], edges)
         after = homes_through(tmp_path / "three", addresses, edges)
@@ -216,7 +219,7 @@ def test_private_variants_never_enter_nginx_cache(root: Path, tmp_path: Path) ->
         "Authorization": "Bearer x",
         "X-Accel-Expires": "3600",
     }
-    with fleet(root, tmp_path) as (edges, base), httpx.Client(timeout=30) as client:
+    with fleet(root, tmp_path) as (edges, base), httpx.Client(timeout=30, verify=TLS) as client:
         public = [client.get(base + "/i/alice/both.png?w=16", headers=odd) for _ in range(2)]
         assert [a.headers["x-cache-status"] for a in public] == ["MISS", "HIT"]
         url = signed("/i/alice/both.png", transform="w=16")

@@ -35,6 +35,7 @@ from edge.errors import (
 )
 from edge.responses import error_body
 from edge.samples import CANARY, png, svg
+from tests.support.client import TLS
 from tests.support.fleet import EdgeProcess, fleet, signed
 from tests.support.nginx import run_nginx
 
@@ -71,14 +72,14 @@ def test_a_signed_url_verifies_on_every_instance(site: tuple[Path, list[EdgeProc
     _, edges, _ = site
     url = signed("/i/alice/secret.png")
     for edge in edges:
-        response = httpx.get(edge.base + url)
+        response = httpx.get(edge.base + url, verify=TLS)
         assert response.status_code == 200 and response.content == SECRET
 
 
 def test_public_images_are_cached_by_nginx(site: tuple[Path, list[EdgeProcess], str]) -> None:
     _, edges, base = site
-    first = httpx.get(base + "/i/alice/photo.png")
-    second = httpx.get(base + "/i/alice/photo.png")
+    first = httpx.get(base + "/i/alice/photo.png", verify=TLS)
+    second = httpx.get(base + "/i/alice/photo.png", verify=TLS)
     assert first.content == second.content == PNG
     assert (first.headers["x-cache-status"], second.headers["x-cache-status"]) == ("MISS", "HIT")
     reached = sum(len(edge.requests("/i/alice/photo.png")) for edge in edges)
@@ -91,12 +92,12 @@ def test_private_images_are_never_cached(site: tuple[Path, list[EdgeProcess], st
     _, edges, base = site
     url = signed("/i/alice/secret.png")
     for _ in range(3):
-        response = httpx.get(base + url)
+        response = httpx.get(base + url, verify=TLS)
         assert response.status_code == 200 and response.content == SECRET
         assert response.headers["x-cache-status"] != "HIT"
-    unsigned = httpx.get(base + "/i/alice/secret.png")
+    unsigned = httpx.get(base + "/i/alice/secret.png", verify=TLS)
     assert unsigned.status_code == 404 and CANARY not in unsigned.content
-    again = httpx.get(base + "/i/alice/secret.png")
+    again = httpx.get(base + "/i/alice/secret.png", verify=TLS)
     assert again.status_code == 404 and CANARY not in again.content
     assert sum(len(edge.requests("/i/alice/secret.png")) for edge in edges) == 5
     cache = list((site[0].parent / "nginx" / "cache").rglob("*"))
@@ -111,7 +112,7 @@ def test_killing_an_edge_under_load_fails_no_request(
     url = base + signed(
         "/i/alice/secret.png"
     )  # private: never cached, every request reaches an edge
-    assert httpx.get(url).status_code == 200
+    assert httpx.get(url, verify=TLS).status_code == 200
     # The edge the image's path hashes to: the one killed, so its requests move.
     edges.sort(key=lambda edge: -len(edge.requests("/i/alice/secret.png")))
     total, concurrency = 3000, 16
@@ -119,7 +120,7 @@ def test_killing_an_edge_under_load_fails_no_request(
     errors: list[str] = []
 
     async def load() -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, verify=TLS) as client:
             queue = iter(range(total))
 
             async def worker() -> None:
@@ -168,15 +169,15 @@ def test_a_signed_range_moves_only_its_bytes(site: Site) -> None:
     (root / "private" / "alice" / "big.bin").write_bytes(image)
     url = base + signed("/i/alice/big.bin")
 
-    part = httpx.get(url, headers={"Range": "bytes=0-9"})
+    part = httpx.get(url, headers={"Range": "bytes=0-9"}, verify=TLS)
     assert part.status_code == 206 and part.content == image[:10]
     assert part.headers["content-range"] == f"bytes 0-9/{BIG}"
-    head = httpx.head(url)
+    head = httpx.head(url, verify=TLS)
     assert head.status_code == 200 and head.headers["content-length"] == str(BIG)
     etag = head.headers["etag"]
-    same = httpx.get(url, headers={"If-None-Match": etag})
+    same = httpx.get(url, headers={"If-None-Match": etag}, verify=TLS)
     assert same.status_code == 304 and same.content == b""
-    tail = httpx.get(url, headers={"Range": f"bytes={BIG - 5}-", "If-Range": etag})
+    tail = httpx.get(url, headers={"Range": f"bytes={BIG - 5}-", "If-Range": etag}, verify=TLS)
     assert tail.status_code == 206 and tail.content == image[-5:]
     assert {part.headers["x-cache-status"], same.headers["x-cache-status"]} == {"BYPASS"}
     # What each request cost: the bytes asked for, nothing more (HEAD stayed a HEAD).
@@ -194,7 +195,10 @@ def test_unsigned_ranges_come_from_whole_cached_images(site: Site) -> None:
     (root / "public" / "alice" / "big.bin").write_bytes(image)
     url = base + "/i/alice/big.bin"
 
-    answers = [httpx.get(url, headers={"Range": r}) for r in ("bytes=0-9", "bytes=0-9", "bytes=-5")]
+    answers = [
+        httpx.get(url, headers={"Range": r}, verify=TLS)
+        for r in ("bytes=0-9", "bytes=0-9", "bytes=-5")
+    ]
     assert [(a.status_code, a.headers["x-cache-status"]) for a in answers] == [
         (206, "MISS"),
         (206, "HIT"),
@@ -206,9 +210,9 @@ def test_unsigned_ranges_come_from_whole_cached_images(site: Site) -> None:
     assert edge_lines(edges, "/i/alice/big.bin") == [("GET", 200, BIG)]
 
     # A range nginx would not cut as edge does goes to edge: its 206, its 416.
-    middle = httpx.get(url, headers={"Range": "bytes=100-109"})
+    middle = httpx.get(url, headers={"Range": "bytes=100-109"}, verify=TLS)
     assert middle.status_code == 206 and middle.content == image[100:110]
-    beyond = httpx.get(url, headers={"Range": f"bytes={BIG}-"})
+    beyond = httpx.get(url, headers={"Range": f"bytes={BIG}-"}, verify=TLS)
     assert beyond.status_code == 416
     assert beyond.content == error_body(RangeNotSatisfiable.code, RangeNotSatisfiable.message, 416)
     assert beyond.headers["content-range"] == f"bytes */{BIG}"
@@ -216,7 +220,7 @@ def test_unsigned_ranges_come_from_whole_cached_images(site: Site) -> None:
     assert beyond.headers.get_list("access-control-allow-origin") == ["*"]
     # Several ranges, or a precondition edge does not judge: edge's answer, the whole image.
     for headers in ({"Range": "bytes=0-1,5-6"}, {"If-Match": '"other"'}):
-        whole = httpx.get(url, headers=headers)
+        whole = httpx.get(url, headers=headers, verify=TLS)
         assert whole.status_code == 200 and whole.content == image, headers
 
 
@@ -259,7 +263,7 @@ def test_no_way_of_spelling_a_signature_poisons_the_cache(site: Site) -> None:
         "none": ("", False),
     }
     mismatches: list[str] = []
-    with httpx.Client() as client:
+    with httpx.Client(verify=TLS) as client:
         for path, query in valid.items():
             sig, exp = (dict(parse_qsl(query))[name] for name in ("sig", "exp"))
             for name, (template, is_signed) in spellings.items():
@@ -329,7 +333,9 @@ def test_only_whole_answers_marked_public_are_cached(tmp_path: Path) -> None:
         upstreams = [f"127.0.0.1:{server.server_port}"]
         with run_nginx("edge-proxy.conf", tmp_path, upstreams=upstreams) as base:
             for path in _Upstream.answers:
-                statuses = [httpx.get(base + path).headers["x-cache-status"] for _ in range(2)]
+                statuses = [
+                    httpx.get(base + path, verify=TLS).headers["x-cache-status"] for _ in range(2)
+                ]
                 expected = ["MISS", "HIT"] if path.endswith("public.png") else ["MISS", "MISS"]
                 assert statuses == expected, path
     finally:
@@ -373,7 +379,7 @@ def test_security_headers_survive_the_proxy_and_its_cache(site: Site) -> None:
         signed("/i/alice/secret.png"),
     ]
     differences: list[str] = []
-    with httpx.Client() as client:
+    with httpx.Client(verify=TLS) as client:
         for target in targets:
             whole = client.get(edges[0].base + target)
             kinds = {
@@ -542,10 +548,10 @@ def test_metrics_are_never_reachable_through_the_proxy(site: Site) -> None:
     _, edges, base = site
     spellings = ["/metrics", "/%6detrics", "//metrics", "/i/../metrics", "/i/%2e%2e/metrics"]
     for path in spellings:
-        response = httpx.get(base + path)
+        response = httpx.get(base + path, verify=TLS)
         assert response.json()["error"]["code"] in ("NOT_FOUND", "BAD_REQUEST"), path
         assert b"edge_requests_total" not in response.content
-    metrics = httpx.get(edges[0].base + "/metrics")  # nginx is a loopback client too
+    metrics = httpx.get(edges[0].base + "/metrics", verify=TLS)  # nginx is a loopback client too
     assert metrics.status_code == 200 and b"edge_requests_total" in metrics.content
     assert len([line for edge in edges for line in edge.requests("/metrics")]) == 1
 
@@ -554,7 +560,7 @@ def test_edges_silent_or_down_are_json_errors_never_cached(tmp_path: Path) -> No
     # proxy_read_timeout shortened so that silent edges time out within the test.
     edits = [("proxy_read_timeout 30s;", "proxy_read_timeout 1s;")]
     with proxied_site(tmp_path, edits=edits) as (_, edges, base):
-        assert httpx.get(base + "/i/alice/photo.png").status_code == 200  # now cached
+        assert httpx.get(base + "/i/alice/photo.png", verify=TLS).status_code == 200  # now cached
         for edge in edges:
             edge.stop()
         url = signed("/i/alice/secret.png")
@@ -572,7 +578,9 @@ def test_edges_silent_or_down_are_json_errors_never_cached(tmp_path: Path) -> No
                 answer = exchange(base, request(f"{method} {target} HTTP/1.1"))
                 found = edge_error_problems(answer, StorageError, head=method == "HEAD")
                 assert found == [], (method, target, found)
-        stale = httpx.get(base + "/i/alice/photo.png")  # a cached public image outlives them
+        stale = httpx.get(
+            base + "/i/alice/photo.png", verify=TLS
+        )  # a cached public image outlives them
         assert stale.status_code == 200 and stale.content == PNG
     cache = tmp_path / "nginx" / "cache"
     stored = b"".join(f.read_bytes() for f in cache.rglob("*") if f.is_file())
@@ -655,7 +663,7 @@ def test_clients_that_stop_reading_hold_no_disk_and_are_cut(tmp_path: Path) -> N
         stalled = [stalled_download(base, target) for _ in range(STALLED_CLIENTS)]
         try:
             held = 0
-            with httpx.Client(timeout=2) as others:
+            with httpx.Client(timeout=2, verify=TLS) as others:
                 # While they stall (before send_timeout), everyone else is served at once.
                 while time.monotonic() - started < SEND_TIMEOUT - 1:
                     for path in ("/i/alice/photo.png", signed("/i/alice/secret.png"), "/healthz"):

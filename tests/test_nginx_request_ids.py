@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png
+from tests.support.client import TLS
 from tests.support.fleet import EdgeProcess, fleet, signed
 from tests.support.nginx import run_nginx
 
@@ -57,7 +58,7 @@ def test_every_answer_has_nginxs_id_for_that_request(tmp_path: Path) -> None:
         "signed, an ID of the client's": signed("/i/alice/secret.png"),
         "nginx's own 404": "/metrics",
     }
-    with fleet(root, tmp_path) as (edges, base), httpx.Client() as client:
+    with fleet(root, tmp_path) as (edges, base), httpx.Client(verify=TLS) as client:
         answers = {}
         for name, target in asked.items():
             headers = {"X-Request-ID": CHOSEN} if "client's" in name else {}
@@ -104,7 +105,7 @@ def test_auth_request_answers_and_verdicts_share_nginxs_id(tmp_path: Path) -> No
                 upstreams=[f"127.0.0.1:{edge.port}"],
                 root=root,
             ) as base,
-            httpx.Client() as client,
+            httpx.Client(verify=TLS) as client,
         ):
             answers = {
                 name: client.request(method, base + target, headers=headers)

@@ -15,6 +15,7 @@ import pytest
 from edge.keys import parse_keyring
 from edge.samples import CANARY, png
 from edge.signing import Verifier, check_url
+from tests.support.typescript import StrictErrors, tsc
 from tests.support.vectors import DATA, VECTORS
 from tests.support.world import World
 
@@ -84,33 +85,14 @@ def test_node_signer_against_a_live_edge(world: World) -> None:
     assert json.loads(done.stdout)["status"] == 404
 
 
-def test_typescript_sees_the_signers_types(tmp_path: Path) -> None:
-    """The .d.mts types compile for correct use and reject a wrong call: they are not `any`."""
-    tsc = ROOT / "tests" / "browser" / "node_modules" / ".bin" / "tsc"
-    assert tsc.exists(), "run npm ci in tests/browser (make test does)"
-    good = node(str(tsc), "-p", "tests/browser/tsconfig.json")
+def test_typescript_sees_the_signers_types(strict_typescript: StrictErrors) -> None:
+    """The .d.mts types compile for correct use and reject a wrong call: they are not `any`.
+    The wrong call is tests/browser/strict/signer-wrong-exp.mts (tests/support/typescript.py)."""
+    good = tsc("-p", "tests/browser/tsconfig.json")
     assert good.returncode == 0, good.stdout
-    wrong = tmp_path / "wrong.ts"
-    wrong.write_text(
-        f"import {{ signUrl }} from '{ROOT}/signers/node/edge-signer.mjs';\n"
-        "signUrl('/i/a/b.png', { exp: '1700000000' });\n"
-    )
-    bad = node(
-        str(tsc),
-        "--noEmit",
-        "--strict",
-        "--module",
-        "NodeNext",
-        "--moduleResolution",
-        "NodeNext",
-        "--types",
-        "node",
-        "--typeRoots",
-        str(ROOT / "tests" / "browser" / "node_modules" / "@types"),
-        str(wrong),
-    )
-    assert bad.returncode != 0
-    assert "TS2345" in bad.stdout or "TS2322" in bad.stdout or "TS2741" in bad.stdout, bad.stdout
+    bad = strict_typescript.codes("signer-wrong-exp.mts")
+    assert bad, strict_typescript.output
+    assert {"TS2345", "TS2322", "TS2741"} & set(bad), strict_typescript.output
 
 
 def test_node_signer_command_aligns_and_refuses() -> None:

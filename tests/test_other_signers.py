@@ -2,17 +2,17 @@
 
 Go needs only its standard library; Rust builds offline against Debian's crate
 registry (librust-ring-dev, librust-base64-dev), which .ci/run installs with
-the toolchains, so CI always runs both.
+the toolchains, so CI always runs both. Each is built once a session (the
+``signers`` fixture), and all the vectors go through one process.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.support.signers import ROOT, SIGNERS, cargo_env, go_env, run_lines
+from tests.support.signers import ROOT, SIGNERS, Signers
 from tests.support.vectors import VECTORS
 
 
@@ -23,21 +23,9 @@ def vector_lines() -> str:
     )
 
 
-def test_go_signer_reproduces_the_vectors(tmp_path: Path) -> None:
-    env = {**go_env(tmp_path), "EDGE_SIGNING_KEYS": VECTORS["keys"]["signing"]}
-    urls = run_lines(["go", "run", "./vectors"], cwd=SIGNERS / "go", env=env, stdin=vector_lines())
-    assert urls == [case["url"] for case in VECTORS["sign"]]
-
-
-@pytest.mark.slow
-def test_rust_signer_reproduces_the_vectors(tmp_path: Path) -> None:
-    env = {**cargo_env(tmp_path), "EDGE_SIGNING_KEYS": VECTORS["keys"]["signing"]}
-    urls = run_lines(
-        ["cargo", "run", "--quiet", "--offline", "--bin", "vectors"],
-        cwd=SIGNERS / "rust",
-        env=env,
-        stdin=vector_lines(),
-    )
+@pytest.mark.parametrize("language", ["go", pytest.param("rust", marks=pytest.mark.slow)])
+def test_signer_reproduces_the_vectors(signers: Signers, language: str) -> None:
+    urls = signers.vectors(language, VECTORS["keys"]["signing"], vector_lines())
     assert urls == [case["url"] for case in VECTORS["sign"]]
 
 

@@ -17,6 +17,7 @@ import pyvips
 
 from edge.cli import SIGNED_LABEL
 from edge.samples import CANARY
+from tests.support.client import TLS
 from tests.support.processes import (
     EDGE,
     clean_env,
@@ -61,7 +62,7 @@ def test_demo_serves_what_it_prints(tmp_path: Path) -> None:
         assert [label for label, *_ in entries] == list(DEMO), text
         printed = re.findall(r"http://\S+", text[: text.index("Try one with")])
         assert sum(len(urls.splitlines()) for *_, urls in entries) == len(printed), text
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=TLS) as client:
             for label, status, code, urls in entries:
                 for line in urls.splitlines():
                     url, _, descriptor = line.strip().rstrip(",").partition(" ")
@@ -260,10 +261,12 @@ def test_one_gib_streams_with_flat_memory(tmp_path: Path) -> None:
     with edge_process(["serve", "--port", str(number)], env=env, cwd=tmp_path) as process:
         base = f"http://127.0.0.1:{number}"
         wait_ready(base, process)
-        httpx.get(base + "/i/alice/huge.png", headers={"range": "bytes=0-1048575"}, timeout=10)
+        httpx.get(
+            base + "/i/alice/huge.png", headers={"range": "bytes=0-1048575"}, timeout=10, verify=TLS
+        )
         before = peak_rss_kib(process.pid)
         received = 0
-        with httpx.stream("GET", base + "/i/alice/huge.png", timeout=60) as response:
+        with httpx.stream("GET", base + "/i/alice/huge.png", timeout=60, verify=TLS) as response:
             for chunk in response.iter_raw(1024 * 1024):
                 received += len(chunk)
         growth = peak_rss_kib(process.pid) - before
@@ -282,7 +285,7 @@ def test_sigterm_lets_downloads_finish_then_exits_0(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{number}"
         wait_ready(base, process)
         received = 0
-        with httpx.stream("GET", base + "/i/alice/big.png", timeout=30) as response:
+        with httpx.stream("GET", base + "/i/alice/big.png", timeout=30, verify=TLS) as response:
             chunks = response.iter_raw(256 * 1024)
             received += len(next(chunks))
             process.send_signal(signal.SIGTERM)

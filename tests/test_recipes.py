@@ -21,6 +21,7 @@ import pytest
 
 from edge.keys import parse_keyring
 from edge.signing import Verifier, check_url
+from tests.support.client import TLS
 from tests.support.console import (
     ROOT,
     Run,
@@ -93,7 +94,7 @@ def test_quick_start_goes_from_a_clean_clone_to_a_signed_private_image(tmp_path:
         assert "sig=" in curl.group(1) and body == stored.read_bytes()
         unsigned = re.search(r"the same private image, unsigned .*\n +(http://\S+)", text)
         assert unsigned, text
-        assert httpx.get(unsigned.group(1), timeout=10).status_code == 404
+        assert httpx.get(unsigned.group(1), timeout=10, verify=TLS).status_code == 404
     finally:
         stop_group(process, how=signal.SIGINT)
 
@@ -215,9 +216,9 @@ def test_api_endpoint_mints_urls_the_edge_accepts(
 ) -> None:
     run, base = endpoint
     if body is None:  # no body at all
-        answer = httpx.post(base + API, headers=BOB)
+        answer = httpx.post(base + API, headers=BOB, verify=TLS)
     else:
-        answer = httpx.post(base + API, headers=BOB, json=body)
+        answer = httpx.post(base + API, headers=BOB, json=body, verify=TLS)
     assert answer.status_code == 200, answer.text
     url, expires_at = answer.json()["url"], answer.json()["expires_at"]
     assert url.startswith("https://img.example.com/i/bob/albums/2026/caf%C3%A9.png?")
@@ -261,7 +262,7 @@ def test_api_endpoint_refuses_a_bad_body_with_a_clear_400(
     endpoint: tuple[Run, str], body: bytes, message: str
 ) -> None:
     _, base = endpoint
-    answer = httpx.post(base + API, headers=BOB, content=body)
+    answer = httpx.post(base + API, headers=BOB, content=body, verify=TLS)
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"] == "application/json"
     error = answer.json()["error"]
@@ -271,18 +272,18 @@ def test_api_endpoint_refuses_a_bad_body_with_a_clear_400(
 
 def test_api_endpoint_answers_every_refusal_in_the_error_shape(endpoint: tuple[Run, str]) -> None:
     _, base = endpoint
-    stranger = httpx.post(base + API, headers={"x-user": "eve"})
-    missing = httpx.post(base + "/api/v1/images/nope/signed-url", headers=BOB)
+    stranger = httpx.post(base + API, headers={"x-user": "eve"}, verify=TLS)
+    missing = httpx.post(base + "/api/v1/images/nope/signed-url", headers=BOB, verify=TLS)
     assert stranger.status_code == missing.status_code == 404
     assert (
         stranger.json()
         == missing.json()
         == {"error": {"code": "NOT_FOUND", "message": "Image not found", "status": 404}}
     )
-    wrong_method = httpx.get(base + API, headers=BOB)
+    wrong_method = httpx.get(base + API, headers=BOB, verify=TLS)
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     assert wrong_method.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
-    nowhere = httpx.post(base + "/api/v2/images", headers=BOB)
+    nowhere = httpx.post(base + "/api/v2/images", headers=BOB, verify=TLS)
     assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "NOT_FOUND"
 
 

@@ -23,7 +23,7 @@ from edge.observe import Observer
 from edge.requestid import MAX_ID_CHARS, RequestIds, well_formed
 from edge.samples import png
 from edge.storage import Conditions, FileStorage, Reply
-from tests.support.client import get
+from tests.support.client import TLS, get
 from tests.support.records import public_hit, queued
 from tests.support.servers import run_uvicorn
 from tests.support.world import CountingStorage, World, folder_world
@@ -216,7 +216,9 @@ def test_every_response_echoes_the_id(folder: World, tmp_path: Path) -> None:
     # Refused by the connection itself (no request read): a new ID all the same.
     held = _held_connections(base, 2)
     try:
-        overloaded = httpx.get(base + "/healthz", headers={"x-request-id": "r503"}, timeout=5)
+        overloaded = httpx.get(
+            base + "/healthz", headers={"x-request-id": "r503"}, timeout=5, verify=TLS
+        )
     finally:
         for connection in held:
             connection.close()

@@ -19,6 +19,7 @@ import pytest
 
 from edge.samples import png
 from tests.support.artifacts import write_artifact
+from tests.support.client import TLS
 from tests.support.processes import EDGE, clean_env, peak_rss_kib, stop, wait_ready
 from tests.support.servers import free_port, open_sockets
 
@@ -107,7 +108,7 @@ def answered(sockets: list[socket.socket]) -> int:
 
 def ok(base: str) -> bool:
     try:
-        return httpx.get(base + "/i/alice/photo.png", timeout=5).content == PNG
+        return httpx.get(base + "/i/alice/photo.png", timeout=5, verify=TLS).content == PNG
     except httpx.TransportError:
         return False
 
@@ -174,7 +175,7 @@ def test_connections_beyond_the_cap_get_a_clear_refusal(
             sock.close()
         time.sleep(0.2)
         assert ok(base)
-        metrics = httpx.get(base + "/metrics").text
+        metrics = httpx.get(base + "/metrics", verify=TLS).text
         assert 'edge_connections_rejected_total{reason="overloaded"} 1.0' in metrics
 
 
@@ -244,9 +245,9 @@ def test_a_huge_header_is_refused_before_it_is_buffered(
         )
         assert ok(base)
         # Just under the bound is a normal request; one header over it is not.
-        fine = httpx.get(base + "/i/alice/photo.png", headers={"x-pad": "p" * 15_000})
+        fine = httpx.get(base + "/i/alice/photo.png", headers={"x-pad": "p" * 15_000}, verify=TLS)
         assert fine.status_code == 200
-        big = httpx.get(base + "/i/alice/photo.png", headers={"x-pad": "p" * 17_000})
+        big = httpx.get(base + "/i/alice/photo.png", headers={"x-pad": "p" * 17_000}, verify=TLS)
         assert big.status_code == 431 and big.headers["content-type"] == "application/json"
 
 

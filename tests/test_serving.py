@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png, svg
-from tests.support.client import assert_error, get
+from tests.support.client import TLS, assert_error, get
 from tests.support.world import BEFORE_STORAGE, EVERY_STORE_ONCE, World, on_every_store
 
 #: The serving behaviour suite: on every store, the hot cache on and off (tests/support/world.py).
@@ -141,7 +141,7 @@ def test_head_answers_get_headers_without_reading_a_body(world: World) -> None:
     path = world.put("public", "alice", "big.bin.png", BIG)
     base = world.serve(EDGE_CACHE_TTL="0")  # about storage: the cache would answer HEAD itself
     got = get(base + path)
-    head = httpx.head(base + path)
+    head = httpx.head(base + path, verify=TLS)
     assert head.status_code == 200 and head.content == b""
     for name in ("content-type", "content-length", "etag", "last-modified", "cache-control"):
         assert head.headers[name] == got.headers[name]
@@ -333,7 +333,7 @@ def test_cors_can_be_turned_off(world: World) -> None:
 def test_large_bodies_stream_whole(world: World) -> None:
     path = world.put("public", "alice", "big.png", BIG)
     base = world.serve()
-    with httpx.stream("GET", base + path, timeout=30) as response:
+    with httpx.stream("GET", base + path, timeout=30, verify=TLS) as response:
         chunks = list(response.iter_raw())
     assert b"".join(chunks) == BIG
     assert response.headers["content-length"] == str(len(BIG))
@@ -343,7 +343,7 @@ def test_other_methods_and_paths(world: World) -> None:
     path = world.put("public", "alice", "photo.png", PNG)
     base = world.serve()
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
-        response = httpx.request(method, base + path)
+        response = httpx.request(method, base + path, verify=TLS)
         assert_error(response, 405, "METHOD_NOT_ALLOWED")
         assert response.headers["allow"] == "GET, HEAD"
     for other in ("/", "/i", "/images/alice/photo.png", "/favicon.ico", "/i2/alice/photo.png"):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from edge.samples import CANARY, png
-from tests.support.client import assert_error, get, raw_get
+from tests.support.client import TLS, assert_error, get, raw_get
 from tests.support.servers import free_port, open_files_under, open_sockets, silent_server
 from tests.support.world import BEFORE_STORAGE, World, on_every_store
 
@@ -195,7 +195,7 @@ def test_aborted_downloads_release_storage(world: World) -> None:
             conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             head = conn.recv(65536)
             assert head.startswith(b"HTTP/1.1 200"), (attempt, head[:200])
-    response = httpx.get(base + path, timeout=10)
+    response = httpx.get(base + path, timeout=10, verify=TLS)
     assert response.status_code == 200 and len(response.content) == 4 * 1024 * 1024
 
     def lingering() -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[str]]:

@@ -8,11 +8,13 @@ byte on what it accepts, and aligns exp the same way.
 - 10,000 random valid cases (non-ASCII, NFC and NFD, 255-byte segments, 1,024-byte paths,
   every punctuation mark), signed by all four: byte for byte the same, and valid at the edge.
 
-Each non-Python signer is spawned once per batch (tests/support/signers.py).
+Each non-Python signer is spawned once per batch, the compiled ones built once a session
+(tests/support/signers.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -26,7 +28,7 @@ import pytest
 from edge.keys import parse_keyring
 from edge.paths import validate_path
 from edge.signing import Verifier, align_exp, check_url
-from tests.support.signers import LANGUAGES, Case, Signers
+from tests.support.signers import LANGUAGES, Case, Signers, sign_python
 
 DATA = Path(__file__).parent / "data"
 INVALID: dict[str, Any] = json.loads((DATA / "signer-invalid.json").read_text(encoding="utf-8"))
@@ -39,11 +41,6 @@ LANGUAGE_PARAMS = [
     pytest.param(language, marks=[pytest.mark.slow] if language in ("go", "rust") else [])
     for language in LANGUAGES
 ]
-
-
-@pytest.fixture(scope="module")
-def signers(tmp_path_factory: pytest.TempPathFactory) -> Signers:
-    return Signers(tmp_path_factory.mktemp("signers"))
 
 
 def case(**fields: Any) -> Case:
@@ -169,6 +166,8 @@ ALPHABET = (
     + "😀𝄞"
     + "\u00a0\u2028\ufeff\u200d"
 )
+#: Each character's UTF-8 bytes, so that a segment's size is summed, not re-encoded.
+WIDTHS = {char: len(char.encode("utf-8")) for char in ALPHABET}
 USER_FIRST = string.ascii_letters + string.digits + "_-"
 USER_REST = USER_FIRST + "."
 KEYS = VECTORS["keys"]["signing"]
@@ -177,15 +176,16 @@ TRANSFORMS = [[], [["w", "800"]], [["fit", "cover"], ["w", "200"], ["p:thumb", "
 
 def random_segment(rng: random.Random, limit: int) -> str:
     """A file segment of at most ``limit`` UTF-8 bytes, never '.' or '..'."""
-    target = rng.choice([1, 2, 8, 30, 100, 255, 255])
-    text = ""
+    cap = min(rng.choice([1, 2, 8, 30, 100, 255, 255]), limit)
+    text, size = "", 0
     while True:
         char = rng.choice(ALPHABET)
-        if len((text + char).encode("utf-8")) > min(target, limit):
+        size += WIDTHS[char]
+        if size > cap:
             break
         text += char
     text = unicodedata.normalize(rng.choice(["NFC", "NFD"]), text)
-    while len(text.encode("utf-8")) > min(target, limit):
+    while len(text.encode("utf-8")) > cap:
         text = text[:-1]
     return text if text and text not in (".", "..") else "x"
 
@@ -232,6 +232,13 @@ def random_cases(count: int) -> list[Case]:
 CASES = random_cases(10_000)
 
 
+@functools.cache
+def python_urls() -> list[str]:
+    """The Python signer's results for CASES, computed once: the reference every other
+    signer is held to."""
+    return sign_python(CASES)
+
+
 def test_the_random_paths_are_what_the_issue_asks() -> None:
     paths = [c["path"] for c in CASES]
     for path in paths:
@@ -249,10 +256,10 @@ def test_the_random_paths_are_what_the_issue_asks() -> None:
     assert any(unicodedata.is_normalized("NFC", p) and not p.isascii() for p in paths)
 
 
-def test_the_python_signer_mints_what_the_edge_verifies(signers: Signers) -> None:
+def test_the_python_signer_mints_what_the_edge_verifies() -> None:
     keyring = parse_keyring(VECTORS["keys"]["verifying"])
     verifier = Verifier(keyring, max_ttl=0, leeway=1, clock=lambda: 0.0)  # exp 0 is valid then
-    urls = signers("python")(CASES)
+    urls = python_urls()
     for c, url in zip(CASES, urls, strict=True):
         outcome = check_url(url, verifier)
         assert outcome.result == "VALID" and outcome.grant is not None, (c, url, outcome)
@@ -261,7 +268,7 @@ def test_the_python_signer_mints_what_the_edge_verifies(signers: Signers) -> Non
 
 @pytest.mark.parametrize("language", [p for p in LANGUAGE_PARAMS if p.values[0] != "python"])
 def test_every_signer_agrees_byte_for_byte(signers: Signers, language: str) -> None:
-    expected = signers("python")(CASES)
+    expected = python_urls()
     results = signers(language)(CASES)
     assert len(results) == len(CASES)
     wrong = [

@@ -24,7 +24,7 @@ import pytest
 from edge.errors import StorageError
 from edge.image.stream import STALL_SECONDS
 from edge.storage.base import CHUNK_BYTES, Conditions
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.fault_rig import read_canned
 from tests.support.stores import Hangup, Parts, tiny_store
 from tests.support.world import World
@@ -69,7 +69,7 @@ def test_a_short_chunked_object_is_one_of_known_size_and_cached(world: World) ->
     assert len(SMALL) <= CHUNK_BYTES
     base, seen = serve(world, chunked(SMALL))
     for _ in range(2):
-        response = httpx.get(base + PATH, timeout=10)
+        response = httpx.get(base + PATH, timeout=10, verify=TLS)
         assert response.status_code == 200 and response.content == SMALL
         assert response.headers["content-length"] == str(len(SMALL))
         assert response.headers["etag"] == '"c1"'
@@ -80,7 +80,7 @@ def test_a_short_chunked_object_is_one_of_known_size_and_cached(world: World) ->
 def test_a_long_chunked_object_streams_chunked_and_is_never_cached(world: World) -> None:
     base, seen = serve(world, chunked(LARGE), EDGE_CACHE_MAX_OBJECT_BYTES="1MiB")
     for _ in range(2):
-        with httpx.stream("GET", base + PATH, timeout=10) as response:
+        with httpx.stream("GET", base + PATH, timeout=10, verify=TLS) as response:
             assert response.status_code == 200
             assert "content-length" not in response.headers
             assert response.headers["transfer-encoding"] == "chunked"
@@ -92,13 +92,13 @@ def test_a_long_chunked_object_streams_chunked_and_is_never_cached(world: World)
 def test_a_cut_chunked_body_aborts_the_download(world: World) -> None:
     base, _ = serve(world, Hangup(chunked(LARGE, last=False)))
     with pytest.raises(httpx.RemoteProtocolError):  # no last chunk: an incomplete body
-        httpx.get(base + PATH, timeout=10)
+        httpx.get(base + PATH, timeout=10, verify=TLS)
 
 
 @S3_ONLY
 def test_a_cut_short_chunked_body_is_a_storage_error(world: World) -> None:
     base, _ = serve(world, Hangup(chunked(SMALL, last=False)))
-    assert_error(httpx.get(base + PATH, timeout=10), 502, "STORAGE_ERROR")
+    assert_error(httpx.get(base + PATH, timeout=10, verify=TLS), 502, "STORAGE_ERROR")
 
 
 @S3_ONLY
@@ -108,7 +108,7 @@ def test_a_chunked_part_is_as_long_as_its_range(world: World) -> None:
         part, status="206 Partial Content", extra=f"Content-Range: bytes 100-199/{len(LARGE)}\r\n"
     )
     base, seen = serve(world, answer)
-    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10)
+    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10, verify=TLS)
     assert response.status_code == 206 and response.content == part
     assert response.headers["content-range"] == f"bytes 100-199/{len(LARGE)}"
     assert response.headers["content-length"] == "100"
@@ -118,7 +118,7 @@ def test_a_chunked_part_is_as_long_as_its_range(world: World) -> None:
 @S3_ONLY
 def test_a_range_a_store_ignores_is_the_whole_object_chunked(world: World) -> None:
     base, _ = serve(world, chunked(LARGE))
-    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10)
+    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10, verify=TLS)
     assert response.status_code == 200 and response.content == LARGE
     assert "content-range" not in response.headers
 
@@ -126,7 +126,7 @@ def test_a_range_a_store_ignores_is_the_whole_object_chunked(world: World) -> No
 @S3_ONLY
 def test_a_range_a_store_ignores_on_a_short_chunked_object_is_cut_here(world: World) -> None:
     base, _ = serve(world, chunked(SMALL))
-    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10)
+    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10, verify=TLS)
     assert response.status_code == 206 and response.content == SMALL[100:200]
     assert response.headers["content-range"] == f"bytes 100-199/{len(SMALL)}"
 
@@ -139,7 +139,7 @@ def test_a_chunked_part_of_the_wrong_length_is_refused(world: World) -> None:
         extra="Content-Range: bytes 100-199/999999\r\n",
     )
     base, _ = serve(world, answer)
-    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10)
+    response = httpx.get(base + PATH, headers={"range": "bytes=100-199"}, timeout=10, verify=TLS)
     assert_error(response, 502, "STORAGE_ERROR")
 
 

@@ -20,7 +20,7 @@ from edge.storage.endpoint import Endpoint, find_endpoint
 from edge.storage.failures import Fault
 from edge.storage.s3 import S3Storage
 from tests.support.canned import s3_error
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.fault_rig import KEY, read_s3
 from tests.support.processes import check_storage, run_edge
 from tests.support.servers import BUCKET, MotoServer, free_port
@@ -85,7 +85,7 @@ def test_aws_endpoint_url_s3_alone_reaches_the_store(
     assert world.moto is not None
     path = world.put("public", "alice", "e.png", b"by AWS_ENDPOINT_URL_S3")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", world.moto.endpoint_url)
-    response = httpx.get(world.serve(EDGE_S3_ENDPOINT_URL="") + path, timeout=10)
+    response = httpx.get(world.serve(EDGE_S3_ENDPOINT_URL="") + path, timeout=10, verify=TLS)
     assert response.status_code == 200 and response.content == b"by AWS_ENDPOINT_URL_S3"
 
 
@@ -157,7 +157,7 @@ def test_moto_finds_the_bucket_in_a_virtual_hosts_name(world: World) -> None:
     before = len(world.moto.seen)
     endpoint = world.moto.endpoint_url.replace("127.0.0.1", "localhost")
     base = world.serve(EDGE_S3_ENDPOINT_URL=endpoint, EDGE_S3_ADDRESSING="virtual")
-    response = httpx.get(base + path, timeout=10)
+    response = httpx.get(base + path, timeout=10, verify=TLS)
     assert response.status_code == 200 and response.content == b"virtual-hosted"
     seen = world.moto.seen[before:]
     assert seen[-1].path == f"/{world.prefix}public/alice/v.png", "no bucket in the path"
@@ -295,8 +295,8 @@ def test_a_missing_bucket_at_runtime_is_502_for_get_and_head(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     base = world.serve(EDGE_STORAGE="s3://no-such-bucket/", EDGE_S3_CHECK_BUCKET="off")
-    assert_error(httpx.get(base + "/i/alice/x.png", timeout=10), 502, "STORAGE_ERROR")
-    head = httpx.head(base + "/i/alice/x.png", timeout=10)
+    assert_error(httpx.get(base + "/i/alice/x.png", timeout=10, verify=TLS), 502, "STORAGE_ERROR")
+    head = httpx.head(base + "/i/alice/x.png", timeout=10, verify=TLS)
     assert head.status_code == 502, "the bucket's check turned the bare 404 into its 502"
     said = [r.getMessage() for r in caplog.records if r.name == "edge"]
     assert any("404 NoSuchBucket" in line for line in said), said
@@ -306,7 +306,7 @@ def test_a_missing_bucket_at_runtime_is_502_for_get_and_head(
 def test_a_missing_key_is_still_404_for_get_and_head(world: World) -> None:
     base = world.serve()
     for method in ("GET", "HEAD"):
-        response = httpx.request(method, base + "/i/alice/nothing.png", timeout=10)
+        response = httpx.request(method, base + "/i/alice/nothing.png", timeout=10, verify=TLS)
         assert response.status_code == 404, (method, response.status_code)
 
 

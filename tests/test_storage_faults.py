@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.faults import FaultProxy, fault_proxy
 from tests.support.world import World
 
@@ -40,7 +40,7 @@ def test_errors_are_retried_a_bounded_number_of_times_then_502(
     path = world.put("public", "alice", "photo.png", b"x" * 1000)
     base = serve(world, proxy, EDGE_S3_MAX_ATTEMPTS="3")
     proxy.faults = [fault] * 3
-    assert_error(httpx.get(base + path, timeout=30), 502, "STORAGE_ERROR")
+    assert_error(httpx.get(base + path, timeout=30, verify=TLS), 502, "STORAGE_ERROR")
     assert gets(proxy) == [fault] * 3, "three attempts, no more"
 
 
@@ -49,7 +49,7 @@ def test_a_transient_error_is_retried_into_success(world: World, proxy: FaultPro
     path = world.put("public", "alice", "photo.png", b"x" * 1000)
     base = serve(world, proxy, EDGE_S3_MAX_ATTEMPTS="3")
     proxy.faults = ["slowdown"]
-    response = httpx.get(base + path, timeout=30)
+    response = httpx.get(base + path, timeout=30, verify=TLS)
     assert response.status_code == 200 and response.content == b"x" * 1000
     assert gets(proxy) == ["slowdown", "pass"]
 
@@ -64,8 +64,8 @@ def test_a_body_cut_after_the_headers_aborts_the_download(
     base = serve(world, proxy)
     proxy.faults = [fault]
     with pytest.raises(httpx.RemoteProtocolError):  # fewer bytes than Content-Length promised
-        httpx.get(base + path, timeout=30)
-    again = httpx.get(base + path, timeout=30)
+        httpx.get(base + path, timeout=30, verify=TLS)
+    again = httpx.get(base + path, timeout=30, verify=TLS)
     assert again.status_code == 200 and again.content == data, "edge keeps serving"
 
 
@@ -78,10 +78,10 @@ def test_a_truncated_small_object_is_a_clean_502_and_never_cached(
     path = world.put("public", "alice", "small.png", data)
     base = serve(world, proxy)
     proxy.faults = [fault]
-    assert_error(httpx.get(base + path, timeout=30), 502, "STORAGE_ERROR")
-    first = httpx.get(base + path, timeout=30)
+    assert_error(httpx.get(base + path, timeout=30, verify=TLS), 502, "STORAGE_ERROR")
+    first = httpx.get(base + path, timeout=30, verify=TLS)
     assert first.status_code == 200 and first.content == data
-    second = httpx.get(base + path, timeout=30)
+    second = httpx.get(base + path, timeout=30, verify=TLS)
     assert second.content == data
     assert gets(proxy) == [fault, "pass"], "the good copy was cached, the cut one was not"
 
@@ -96,7 +96,7 @@ def test_an_object_replaced_mid_download_is_never_a_mix(world: World) -> None:
     base = world.serve()
     received = bytearray()
     try:
-        with httpx.stream("GET", base + path, timeout=30) as response:
+        with httpx.stream("GET", base + path, timeout=30, verify=TLS) as response:
             chunks = response.iter_raw(64 * 1024)
             received += next(chunks)
             if world.root is not None:  # replace by rename, as writers must
@@ -111,4 +111,4 @@ def test_an_object_replaced_mid_download_is_never_a_mix(world: World) -> None:
         assert set(received) <= {ord("A")} or set(received) <= {ord("B")}
         return
     assert bytes(received) in (old, new), "a download is one version of the object, whole"
-    assert httpx.get(base + path, timeout=30).content in (old, new)
+    assert httpx.get(base + path, timeout=30, verify=TLS).content in (old, new)

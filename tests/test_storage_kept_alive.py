@@ -34,6 +34,7 @@ from edge.keys import parse_keyring
 from edge.samples import CANARY
 from edge.settings import Settings
 from edge.signing import sign_url
+from tests.support.client import TLS
 from tests.support.servers import BUCKET, S3RVER_KEY, S3rver, run_uvicorn
 from tests.support.world import KEYS
 
@@ -166,7 +167,7 @@ def interleave(bucket: Bucket, base: str, sizes: tuple[int, ...]) -> None:
                 open_,
             )
         )
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, verify=TLS) as client:
         for secret_path, private, public_path, open_ in objects:
             first = client.get(base + signed(secret_path))
             assert first.status_code == 200 and first.content == private
@@ -221,6 +222,6 @@ def test_a_client_gone_mid_body_leaves_nothing_for_the_next_request(
             assert received.startswith(b"HTTP/1.1 200")
             time.sleep(0.3)  # edge fills the socket and waits, the whole body from s3rver in
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        after = httpx.get(base + public_path, timeout=30)
+        after = httpx.get(base + public_path, timeout=30, verify=TLS)
         assert CANARY not in after.content, "a private body leaked into an unsigned answer"
         assert after.status_code == 200 and after.content == open_

@@ -18,7 +18,7 @@ from edge.errors import ConfigError
 from edge.storage.config import S3Settings
 from edge.storage.network import proxy_for
 from edge.storage.s3 import S3Storage
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.forward_proxy import forward_proxy
 from tests.support.servers import free_port
 from tests.support.tls import moto_over_tls
@@ -52,14 +52,16 @@ def test_a_private_ca_is_trusted_through_aws_ca_bundle_alone(
         untrusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint, EDGE_S3_MAX_ATTEMPTS="1")
         with caplog.at_level(logging.WARNING, logger="edge"):
             assert_error(
-                httpx.get(untrusted + path, timeout=10, trust_env=False), 502, "STORAGE_ERROR"
+                httpx.get(untrusted + path, timeout=10, trust_env=False, verify=TLS),
+                502,
+                "STORAGE_ERROR",
             )
         (warning,) = storage_warnings(caplog)
         assert f"cannot connect to storage at 127.0.0.1:{store.proxy.port}" in warning
         assert "TLS certificate not trusted" in warning
         monkeypatch.setenv("AWS_CA_BUNDLE", str(store.ca_file))
         trusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
-        response = httpx.get(trusted + path, timeout=10, trust_env=False)
+        response = httpx.get(trusted + path, timeout=10, trust_env=False, verify=TLS)
         assert response.status_code == 200 and response.content == b"private ca"
 
 
@@ -74,7 +76,7 @@ def test_the_profile_ca_bundle_is_trusted_too(
         monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
         monkeypatch.setenv("AWS_PROFILE", "edge")
         base = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
-        response = httpx.get(base + path, timeout=10, trust_env=False)
+        response = httpx.get(base + path, timeout=10, trust_env=False, verify=TLS)
         assert response.status_code == 200 and response.content == b"profile ca"
 
 
@@ -105,7 +107,7 @@ def test_http_proxy_carries_plain_http_requests(
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         base = world.serve(EDGE_CACHE_TTL="0")
         for _ in range(3):
-            response = httpx.get(base + path, timeout=10, trust_env=False)
+            response = httpx.get(base + path, timeout=10, trust_env=False, verify=TLS)
             assert response.status_code == 200 and response.content == b"proxied"
     carried = [line for line in proxy.seen if line.endswith("alice/proxied.png")]
     assert len(carried) == 3
@@ -121,7 +123,7 @@ def test_no_proxy_names_hosts_reached_directly(
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
         base = world.serve()
-        response = httpx.get(base + path, timeout=10, trust_env=False)
+        response = httpx.get(base + path, timeout=10, trust_env=False, verify=TLS)
         assert response.status_code == 200 and response.content == b"direct"
     assert proxy.seen == []
 
@@ -136,7 +138,7 @@ def test_https_proxy_tunnels_with_connect(
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # for http only: unused here
         base = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
-        response = httpx.get(base + path, timeout=10, trust_env=False)
+        response = httpx.get(base + path, timeout=10, trust_env=False, verify=TLS)
         assert response.status_code == 200 and response.content == b"tunnelled"
     assert proxy.seen == [f"CONNECT 127.0.0.1:{store.proxy.port}"], "one tunnel, nothing readable"
     assert [line.split()[0] for line, _ in store.proxy.seen] == ["GET"]
@@ -152,7 +154,9 @@ def test_a_proxy_that_is_down_is_named_in_the_log(
     monkeypatch.setenv("HTTP_PROXY", f"http://user:secret@127.0.0.1:{port}")
     base = world.serve(EDGE_S3_MAX_ATTEMPTS="1", EDGE_S3_CHECK_BUCKET="off")
     with caplog.at_level(logging.WARNING, logger="edge"):
-        assert_error(httpx.get(base + path, timeout=10, trust_env=False), 502, "STORAGE_ERROR")
+        assert_error(
+            httpx.get(base + path, timeout=10, trust_env=False, verify=TLS), 502, "STORAGE_ERROR"
+        )
     (warning,) = storage_warnings(caplog)
     moto = urlsplit(world.moto.endpoint_url)
     assert f"at {moto.hostname}:{moto.port} via proxy 127.0.0.1:{port}" in warning

@@ -22,7 +22,7 @@ from moto import settings as moto_settings
 from edge.storage.config import S3Settings
 from edge.storage.s3 import S3Storage
 from edge.storage.sigv4 import EMPTY_SHA256, Credentials, Signer, canonical_query, object_path
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.servers import BUCKET
 from tests.support.world import World
 
@@ -244,12 +244,14 @@ def test_a_verifying_s3_accepts_edges_signatures(
     path = world.put("public", "alice", "a b+ü(1).png", b"signed bytes")
     verify_signatures(monkeypatch, verifying_moto["user_key"], verifying_moto["user_secret"])
     base = world.serve()
-    response = httpx.get(base + path.replace(" ", "%20"), timeout=10)
+    response = httpx.get(base + path.replace(" ", "%20"), timeout=10, verify=TLS)
     assert response.status_code == 200 and response.content == b"signed bytes"
-    ranged = httpx.get(base + path.replace(" ", "%20"), headers={"range": "bytes=2-5"}, timeout=10)
+    ranged = httpx.get(
+        base + path.replace(" ", "%20"), headers={"range": "bytes=2-5"}, timeout=10, verify=TLS
+    )
     assert ranged.status_code == 206 and ranged.content == b"gned"
-    assert httpx.head(base + "/i/alice/other.png", timeout=10).status_code == 404
-    assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+    assert httpx.head(base + "/i/alice/other.png", timeout=10, verify=TLS).status_code == 404
+    assert httpx.get(base + "/readyz", timeout=10, verify=TLS).status_code == 200
 
 
 @S3_ONLY
@@ -263,7 +265,7 @@ def test_a_verifying_s3_accepts_temporary_credentials(
         verifying_moto["role_secret"],
         verifying_moto["role_token"],
     )
-    response = httpx.get(world.serve() + path, timeout=10)
+    response = httpx.get(world.serve() + path, timeout=10, verify=TLS)
     assert response.status_code == 200 and response.content == b"temporary"
 
 
@@ -279,7 +281,7 @@ def test_a_wrong_secret_is_a_storage_error_logged_without_a_leak(
     verify_signatures(monkeypatch, verifying_moto["user_key"], wrong)
     # Past the start-up check (which refuses to start: tests/test_storage_config.py), to
     # see the same refusal at runtime.
-    response = httpx.get(world.serve(EDGE_S3_CHECK_BUCKET="off") + path, timeout=10)
+    response = httpx.get(world.serve(EDGE_S3_CHECK_BUCKET="off") + path, timeout=10, verify=TLS)
     assert_error(response, 502, "STORAGE_ERROR")
     assert "SignatureDoesNotMatch" not in response.text, "the reason is for the operator"
     said = [r.getMessage() for r in caplog.records if r.name == "edge"]

@@ -21,7 +21,7 @@ import pytest
 
 from edge.errors import StorageError, StorageTimeout
 from edge.storage.wire import DRAIN_BYTES, HIGH_WATER, Pool, Response
-from tests.support.client import assert_error
+from tests.support.client import TLS, assert_error
 from tests.support.faults import fault_proxy
 from tests.support.stores import Hangup, Parts, tiny_store
 from tests.support.tls import moto_over_tls
@@ -352,7 +352,7 @@ def test_storage_connections_are_kept_alive_and_reused(world: World) -> None:
             EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", EDGE_CACHE_TTL="0"
         )
         for _ in range(10):
-            response = httpx.get(base + path, timeout=10)
+            response = httpx.get(base + path, timeout=10, verify=TLS)
             assert response.status_code == 200 and response.content == b"reused"
         assert len([line for line, _ in proxy.seen if line.startswith("GET")]) == 10
         assert proxy.connections == 1, "one connection carried all ten"
@@ -374,7 +374,7 @@ def test_a_connection_the_store_closed_while_idle_costs_no_attempt(world: World)
             EDGE_CACHE_TTL="0",
         )
         for _ in range(3):
-            response = httpx.get(base + "/i/alice/x.png", timeout=10)
+            response = httpx.get(base + "/i/alice/x.png", timeout=10, verify=TLS)
             assert response.status_code == 200 and response.content == b"hello"
     assert len([line for line in seen if line.startswith(b"GET")]) == 4  # 3 + the dropped one
 
@@ -399,7 +399,7 @@ def test_a_malformed_or_cut_answer_is_a_storage_error(world: World, reply: bytes
         base = world.serve(
             EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", EDGE_S3_MAX_ATTEMPTS="1"
         )
-        response = httpx.get(base + "/i/alice/x.png", timeout=10)
+        response = httpx.get(base + "/i/alice/x.png", timeout=10, verify=TLS)
         assert_error(response, 502, "STORAGE_ERROR")
 
 
@@ -410,11 +410,11 @@ def test_storage_over_tls_verifies_the_certificate(
     path = world.put("public", "alice", "tls.png", b"over tls")
     with moto_over_tls(world, tmp_path) as store:
         untrusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint, EDGE_S3_MAX_ATTEMPTS="1")
-        assert_error(httpx.get(untrusted + path, timeout=10), 502, "STORAGE_ERROR")
+        assert_error(httpx.get(untrusted + path, timeout=10, verify=TLS), 502, "STORAGE_ERROR")
         assert store.proxy.seen == [], "no request is sent to a store whose certificate fails"
         monkeypatch.setenv("SSL_CERT_FILE", str(store.ca_file))  # the system's CA bundle
         trusted = world.serve(EDGE_S3_ENDPOINT_URL=store.endpoint)
-        response = httpx.get(trusted + path, timeout=10)
+        response = httpx.get(trusted + path, timeout=10, verify=TLS)
         assert response.status_code == 200 and response.content == b"over tls"
         assert [line.split()[0] for line, _ in store.proxy.seen] == ["GET"]
 
@@ -465,8 +465,10 @@ def test_a_validator_with_bytes_past_ascii_is_sent_on_as_the_store_sent_it(world
 
     with tiny_store(answer) as (port, _):
         base = world.serve(EDGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", EDGE_CACHE_TTL="0")
-        response = httpx.get(base + "/i/alice/x.png", timeout=10)
+        response = httpx.get(base + "/i/alice/x.png", timeout=10, verify=TLS)
         assert response.status_code == 200 and response.content == b"hello"
         assert response.headers.raw[[k for k, _ in response.headers.raw].index(b"etag")][1] == etag
-        again = httpx.get(base + "/i/alice/x.png", headers={b"if-none-match": etag}, timeout=10)
+        again = httpx.get(
+            base + "/i/alice/x.png", headers={b"if-none-match": etag}, timeout=10, verify=TLS
+        )
         assert again.status_code == 304

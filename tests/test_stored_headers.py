@@ -16,7 +16,7 @@ from edge.errors import ConfigError
 from edge.samples import png, svg
 from edge.storage.base import Conditions
 from edge.storage.s3_answers import stored_headers
-from tests.support.client import assert_error, raw_get
+from tests.support.client import TLS, assert_error, raw_get
 from tests.support.fault_rig import read_canned
 from tests.support.world import AWS, World
 
@@ -37,7 +37,7 @@ PASS_ALL = "Cache-Control, content-disposition,CONTENT-LANGUAGE"
 def fetch(url: str, **headers: str) -> tuple[httpx.Response, bytes]:
     """A GET and its body as sent (httpx would decode a gzip body)."""
     named = {name.replace("_", "-"): value for name, value in headers.items()}
-    with httpx.stream("GET", url, headers=named, timeout=30) as response:
+    with httpx.stream("GET", url, headers=named, timeout=30, verify=TLS) as response:
         return response, b"".join(response.iter_raw())
 
 
@@ -67,7 +67,7 @@ def test_a_gzip_svg_reaches_the_client_as_stored(world: World) -> None:
     assert part.status_code == 206 and bytes_ == PACKED_SVG[10:30]
     assert part.headers["content-range"] == f"bytes 10-29/{len(PACKED_SVG)}"
     assert part.headers["content-encoding"] == "gzip" and part.headers["etag"] == etag
-    head = httpx.head(base + path)
+    head = httpx.head(base + path, verify=TLS)
     assert head.headers["content-encoding"] == "gzip" and head.headers["etag"] == etag
     not_modified, _ = fetch(base + path, if_none_match=etag)
     assert not_modified.status_code == 304 and not_modified.headers["etag"] == etag
@@ -113,7 +113,7 @@ def test_a_private_object_keeps_edge_s_own_cache_control(world: World) -> None:
         assert response.headers["content-encoding"] == "gzip"
         assert "content-disposition" not in response.headers
         assert "content-language" not in response.headers
-    assert_error(httpx.get(base + path), 404, "NOT_FOUND")
+    assert_error(httpx.get(base + path, verify=TLS), 404, "NOT_FOUND")
 
 
 @pytest.mark.parametrize("world", ["s3", "s3rver"], indirect=True)
@@ -133,8 +133,8 @@ def test_an_encoded_source_makes_no_variant(world: World) -> None:
         "public", "alice", "photo.png", packed, content_type="image/png", ContentEncoding="gzip"
     )
     base = world.serve()
-    assert_error(httpx.get(base + path + "?w=8"), 422, "UNPROCESSABLE_IMAGE")
-    assert_error(httpx.get(base + "/i/alice/photo.webp"), 422, "UNPROCESSABLE_IMAGE")
+    assert_error(httpx.get(base + path + "?w=8", verify=TLS), 422, "UNPROCESSABLE_IMAGE")
+    assert_error(httpx.get(base + "/i/alice/photo.webp", verify=TLS), 422, "UNPROCESSABLE_IMAGE")
     response, body = fetch(base + path)
     assert body == packed and response.headers["content-encoding"] == "gzip"
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from edge.signing import sign_url
+from tests.support.client import TLS
 from tests.support.nginx import run_nginx
 from tests.support.raw_http import Answer, exchange, read_answer, send_raw
 from tests.support.stranger import (
@@ -122,7 +123,7 @@ def test_memos_filled_by_the_owner_answer_no_stranger(tmp_path: Path) -> None:
         base = world.serve(EDGE_SERVER_TIMING="on")
 
         def get(target: str) -> httpx.Response:
-            return httpx.get(base + target, timeout=10)
+            return httpx.get(base + target, timeout=10, verify=TLS)
 
         # A private variant first, then the same query unsigned: the public variant.
         owner = get(sign("/i/alice/both.png", transform=f"w={WIDTH}"))

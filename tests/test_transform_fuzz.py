@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from edge.transform.plan import AVIF_MAX_SIDE
 from tests.support.artifacts import ARTIFACTS, write_artifact
+from tests.support.client import TLS
 from tests.support.mutations import FORMATS, damaged, handful, seeds, valid
 from tests.support.render_child import Outcome, RenderChild
 from tests.support.transform_images import decoded, encoded, quadrants
@@ -184,7 +185,7 @@ def test_damaged_files_through_a_real_edge(world: World) -> None:
     good = world.put("public", "alice", "good.png", encoded(quadrants(300, 200)))
     base = world.serve(EDGE_TRANSFORM_WORKERS="1", EDGE_TRANSFORM_QUEUE_TIMEOUT="0.2")
     statuses: collections.Counter[int] = collections.Counter()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         for target, name in asked:
             answer = client.get(target)
             statuses[answer.status_code] += 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from edge.transform import TransformPool
+from tests.support.client import TLS
 from tests.support.processes import clean_env, edge_process, wait_ready
 from tests.support.servers import free_port
 from tests.support.transform_images import encoded, quadrants
@@ -68,7 +69,7 @@ def test_a_real_edge_makes_its_variants_in_threads_ten_below_its_loop(tmp_path: 
     with edge_process(["serve", "--port", str(port)], env=env, cwd=tmp_path) as process:
         wait_ready(url, process)
         before = thread_niceness(process.pid)
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, verify=TLS) as client:
             for width in range(200, 212):
                 assert client.get(f"/i/alice/q.webp?w={width}").status_code == 200
         threads = thread_niceness(process.pid)

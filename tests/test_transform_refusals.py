@@ -8,6 +8,7 @@ import httpx
 
 from edge.samples import CANARY, png
 from edge.signing import sign_url
+from tests.support.client import TLS
 from tests.support.world import World
 
 EXP_IN = 600
@@ -31,7 +32,7 @@ def test_refused_before_any_storage_request(world: World) -> None:
         (with_w.replace("w=200", "w=2000"), 403, "SIGNATURE_INVALID"),
         (with_w.replace("w=200&", ""), 403, "SIGNATURE_INVALID"),
     ]
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         for target, status, code in refusals:
             answer = client.get(target)
             assert answer.status_code == status, target

@@ -16,6 +16,7 @@ import pyvips
 
 from edge.samples import CANARY
 from edge.signing import sign_url
+from tests.support.client import TLS
 from tests.support.servers import BUCKET
 from tests.support.transform_images import (
     corners,
@@ -70,7 +71,7 @@ def get(client: httpx.Client, url: str, **headers: str) -> httpx.Response:
 def test_each_parameter_lands_the_colours_where_it_says(world: World) -> None:
     path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
     base = world.serve()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         for query, (width, height, seen) in GEOMETRY.items():
             answer = get(client, f"{path}?{query}")
             assert answer.status_code == 200, (query, answer.text)
@@ -108,7 +109,7 @@ def test_formats_by_extension_and_quality(world: World) -> None:
         "gif": "gifload",
     }
     types = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         for ext, loader in loaders.items():
             answer = get(client, f"/i/alice/q.{ext}?w=60")
             assert answer.status_code == 200, (ext, answer.text)
@@ -130,7 +131,7 @@ def test_exif_upright_and_no_metadata_left(world: World) -> None:
     world.put("public", "alice", "turned.jpg", encoded(stored, "jpeg", Q=95))
     world.put("public", "alice", "tagged.jpg", tagged("jpeg"))
     base = world.serve()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         image = decoded(get(client, "/i/alice/turned.jpg?w=150").content)
         assert (image.width, image.height) == (150, 100)
         assert corners(image) == UPRIGHT
@@ -145,7 +146,7 @@ def test_exif_upright_and_no_metadata_left(world: World) -> None:
 def test_variants_are_cached_revalidated_and_ranged(world: World) -> None:
     path = world.put("public", "alice", "q.png", encoded(quadrants(300, 200)))
     base = world.serve()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         first = get(client, f"{path}?w=100")
         etag = first.headers["etag"]
         assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
@@ -171,7 +172,7 @@ def test_variants_are_cached_revalidated_and_ranged(world: World) -> None:
     # one HEAD of the source, no GET, no transform.
     fresh = world.serve(EDGE_CACHE_TTL="0")
     before = len(world.storage_reads())
-    with httpx.Client(base_url=fresh, timeout=30) as client:
+    with httpx.Client(base_url=fresh, timeout=30, verify=TLS) as client:
         again = get(client, f"{path}?w=100", if_none_match=etag)
         assert again.status_code == 304
         assert again.headers["etag"] == etag and again.content == b""
@@ -187,7 +188,7 @@ def test_private_variants_stay_private(world: World) -> None:
     exp = int(time.time()) + 300
     signed = sign_url("/i/alice/secret.png", key=world.key, exp=exp, transform="w=100")
     both = sign_url("/i/alice/both.png", key=world.key, exp=exp, transform="w=100")
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         answer = get(client, signed)
         assert answer.status_code == 200
         assert decoded(answer.content).width == 100
@@ -220,7 +221,7 @@ def test_remembered_variant_keys_never_open_a_private_variant(world: World) -> N
     both = sign_url("/i/alice/both.png", key=world.key, exp=exp, transform="w=100")
     at = signed.index("sig=") + 4
     forged = signed[:at] + ("B" if signed[at] == "A" else "A") + signed[at + 1 :]
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         public = get(client, "/i/alice/both.png?w=100")  # unsigned first: the public variant
         assert get(client, "/i/alice/secret.png?w=100").status_code == 404
         made = get(client, signed)
@@ -246,7 +247,7 @@ def test_unprocessable_sources_are_422_and_the_server_goes_on(world: World) -> N
     world.put("public", "alice", "page.jpg", b"<!doctype html><script>alert(1)</script>")
     world.put("public", "alice", "big.png", encoded(quadrants(300, 200)))
     base = world.serve(EDGE_TRANSFORM_MAX_SOURCE_BYTES="1KiB")
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         for name in ("bomb.png", "cut.jpg", "page.jpg", "big.png"):
             for query in ("w=100", "w=100&fit=contain&h=50"):
                 answer = get(client, f"/i/alice/{name}?{query}")
@@ -259,7 +260,7 @@ def test_unprocessable_sources_are_422_and_the_server_goes_on(world: World) -> N
 
 def transforms_made(base: str, output: str, outcome: str) -> float:
     """Transforms the server ran (its metrics, read at /metrics from loopback)."""
-    metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    metrics = httpx.get(f"{base}/metrics", timeout=30, verify=TLS).text
     labels = f'format="{output}",outcome="{outcome}"'
     found = re.search(rf"edge_transform_duration_seconds_count\{{{labels}\}} (\S+)", metrics)
     return 0.0 if found is None else float(found.group(1))
@@ -271,7 +272,7 @@ def test_concurrent_requests_for_one_variant_make_it_once(world: World) -> None:
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=30, verify=TLS) as client:
             return await asyncio.gather(*(client.get(f"{path}?w=77") for _ in range(8)))
 
     answers = asyncio.run(burst())
@@ -287,7 +288,7 @@ def test_signed_mode_and_bare_hosts(world: World) -> None:
     world.put("private", "alice", "p.png", encoded(quadrants(300, 200)) + CANARY)
     base = world.serve(EDGE_TRANSFORMS="signed", EDGE_BARE_HOSTS="cdn.example.com")
     exp = int(time.time()) + 300
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         unsigned = get(client, f"{path}?w=100")
         assert unsigned.status_code == 403
         assert unsigned.json()["error"]["code"] == "SIGNATURE_INVALID"
@@ -315,7 +316,7 @@ def test_presets_from_storage(world: World, caplog: pytest.LogCaptureFixture) ->
     world.put("presets", "alice", "nested.json", b'{"p:thumb": ""}')
     world.put("presets", "alice", "list.json", b"[1, 2]")
     base = world.serve()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         thumb = decoded(get(client, f"{path}?p:thumb").content)
         assert (thumb.width, thumb.height) == (100, 100)
         overridden = decoded(get(client, f"{path}?p:thumb&w=50").content)
@@ -350,7 +351,7 @@ def test_conversions_are_made_from_a_sibling(world: World) -> None:
     world.put("public", "alice", "photo.old.png", encoded(quadrants(10, 10)))
     world.put("private", "alice", "hidden.jpg", photo + CANARY)
     base = world.serve(EDGE_CACHE_TTL="60")  # a made conversion is kept
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         before = listings(world)
         webp = get(client, "/i/alice/photo.webp")
         assert webp.status_code == 200 and webp.headers["content-type"] == "image/webp"
@@ -390,7 +391,7 @@ def test_an_svg_is_rasterised_under_an_output_name(world: World) -> None:
     )
     world.put("public", "alice", "logo.svg", svg)
     base = world.serve()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         assert get(client, "/i/alice/logo.svg").content == svg, "as stored, untransformed"
         answer = get(client, "/i/alice/logo.png?w=400")
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
@@ -407,7 +408,7 @@ def test_concurrent_requests_for_an_unprocessable_variant_fail_once(world: World
     world.slow_storage(0.3)
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=30, verify=TLS) as client:
             return await asyncio.gather(*(client.get("/i/alice/cut.jpg?w=50") for _ in range(6)))
 
     answers = asyncio.run(burst())
@@ -430,7 +431,7 @@ def test_a_reader_that_stops_a_large_variant_is_cut_off(world: World) -> None:
     world.put("public", "alice", "noise.png", noise(700, 700))
     world.send_buffer = 16384  # the variant cannot all wait in the kernel
     base = world.serve(EDGE_SEND_TIMEOUT="0.5")
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         length = len(get(client, "/i/alice/noise.png?q=80").content)
     assert length > 1024 * 1024
     parts = urlsplit(base)
@@ -451,7 +452,7 @@ def test_odd_names_and_presets_are_client_errors(world: World) -> None:
     world.put("presets", "alice", "deep.json", deep)
     world.put("public", "alice", "noise.png", noise(300, 300))
     base = world.serve(EDGE_TRANSFORM_MAX_OUTPUT_BYTES="64KiB")
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         upper = get(client, "/i/alice/UP.JPG?w=30")
         assert upper.status_code == 200 and upper.headers["content-type"] == "image/jpeg"
         nested = get(client, "/i/alice/UP.JPG?p:deep")
@@ -468,6 +469,6 @@ def test_a_source_with_odd_characters_is_found(world: World) -> None:
     world.put("public", "alice", "a+b c%41.jpg", encoded(quadrants(30, 20), "jpeg"))
     world.put("public", "alice", "a+b c%41.png.jpg", encoded(quadrants(8, 8), "jpeg"))
     base = world.serve()
-    response = httpx.get(base + "/i/alice/a+b%20c%2541.webp", timeout=30)
+    response = httpx.get(base + "/i/alice/a+b%20c%2541.webp", timeout=30, verify=TLS)
     assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
     assert decoded(response.content).width == 30

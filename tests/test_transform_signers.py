@@ -2,7 +2,7 @@
 canonical value as edge signs it, and every malformed one refused.
 
 Go needs only its standard library; Rust builds offline against Debian's crate
-registry, as in tests/test_other_signers.py.
+registry, as in tests/test_other_signers.py; both built once a session (the ``signers`` fixture).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pytest
 from edge.errors import BadRequest
 from edge.keys import parse_keyring
 from edge.signing import Verifier, check_url, sign_url
-from tests.support.signers import ROOT, SIGNERS, cargo_env, go_env, run_lines
+from tests.support.signers import ROOT, Signers
 from tests.support.transform_params import MALFORMED, VALID
+from tests.support.typescript import StrictErrors
 
 VECTORS: dict[str, Any] = json.loads(
     (ROOT / "tests" / "data" / "vectors-transforms.json").read_text(encoding="utf-8")
@@ -113,25 +114,11 @@ def test_the_cases_are_what_edge_says() -> None:
             expected_url(c)
 
 
-def test_go_signer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("language", ["go", pytest.param("rust", marks=pytest.mark.slow)])
+def test_compiled_signer(signers: Signers, language: str) -> None:
     cases, urls = cases_with_urls()
     refused = BAD + TWICE
-    env = {**go_env(tmp_path), "EDGE_SIGNING_KEYS": KEYS}
-    stdin = lines(cases + refused)
-    outputs = run_lines(["go", "run", "./vectors"], cwd=SIGNERS / "go", env=env, stdin=stdin)
-    check_outputs(outputs, good=urls, bad=len(refused))
-
-
-@pytest.mark.slow
-def test_rust_signer(tmp_path: Path) -> None:
-    cases, urls = cases_with_urls()
-    refused = BAD + TWICE
-    outputs = run_lines(
-        ["cargo", "run", "--quiet", "--offline", "--bin", "vectors"],
-        cwd=SIGNERS / "rust",
-        env={**cargo_env(tmp_path), "EDGE_SIGNING_KEYS": KEYS},
-        stdin=lines(cases + refused),
-    )
+    outputs = signers.vectors(language, KEYS, lines(cases + refused))
     check_outputs(outputs, good=urls, bad=len(refused))
 
 
@@ -177,28 +164,8 @@ def test_node_signer_command_signs_transforms_edge_verifies() -> None:
         assert done.stderr.startswith("edge-signer: transform: ") and done.stderr.count("\n") == 1
 
 
-@pytest.mark.slow
-def test_typescript_sees_the_transform_option(tmp_path: Path) -> None:
-    tsc = ROOT / "tests" / "browser" / "node_modules" / ".bin" / "tsc"
-    assert tsc.exists(), "run npm ci in tests/browser (make test does)"
-    options = [
-        "--noEmit",
-        "--strict",
-        "--module",
-        "NodeNext",
-        "--moduleResolution",
-        "NodeNext",
-        "--types",
-        "node",
-        "--typeRoots",
-        str(ROOT / "tests" / "browser" / "node_modules" / "@types"),
-    ]
-    signer = ROOT / "signers" / "node" / "edge-signer.mjs"
-    use = "signUrl('/i/a/b.png', { key: keys[0], exp: 1, transform: %s });\n"
-    good, wrong = tmp_path / "good.mts", tmp_path / "wrong.mts"
-    head = f"import {{ parseKeyring, signUrl }} from '{signer}';\nconst keys = parseKeyring('');\n"
-    good.write_text(head + use % "{ w: 800, fit: 'cover', grayscale: true, 'p:thumb': '' }")
-    wrong.write_text(head + use % "{ w: [800] }")
-    assert node(str(tsc), *options, str(good)).returncode == 0
-    bad = node(str(tsc), *options, str(wrong))
-    assert bad.returncode != 0 and "TS2322" in bad.stdout, bad.stdout
+def test_typescript_sees_the_transform_option(strict_typescript: StrictErrors) -> None:
+    """tests/browser/strict/transform-good.mts compiles, transform-wrong.mts does not."""
+    assert strict_typescript.codes("transform-good.mts") == []
+    assert strict_typescript.unexpected() == {}, strict_typescript.output
+    assert "TS2322" in strict_typescript.codes("transform-wrong.mts"), strict_typescript.output

@@ -19,6 +19,7 @@ from edge.errors import Overloaded, TransformTimeout
 from edge.settings import Settings
 from edge.transform import OutputFormat, Transform, TransformPool, render
 from edge.transform.deadline import Deadline
+from tests.support.client import TLS
 from tests.support.processes import clean_env, edge_process, wait_ready
 from tests.support.servers import free_port
 from tests.support.transform_images import SLOW, decoded, encoded, quadrants, slow_source
@@ -181,7 +182,7 @@ TIMEOUT = 0.6
 
 def metric(base: str, outcome: str) -> float:
     """Transforms to PNG with ``outcome``, as the edge counts them at /metrics."""
-    text = httpx.get(f"{base}/metrics", timeout=30).text
+    text = httpx.get(f"{base}/metrics", timeout=30, verify=TLS).text
     labels = f'format="png",outcome="{outcome}"'
     found = re.search(rf"edge_transform_duration_seconds_count\{{{labels}\}} (\S+)", text)
     return 0.0 if found is None else float(found.group(1))
@@ -215,7 +216,7 @@ def test_a_slow_transform_is_answered_503_and_the_edge_goes_on(tmp_path: Path) -
         wait_ready(base, process)
 
         async def meanwhile() -> tuple[list[httpx.Response], list[tuple[float, int]], float]:
-            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            async with httpx.AsyncClient(base_url=base, timeout=30, verify=TLS) as client:
                 assert (await client.get("/i/alice/q.png?w=50")).status_code == 200  # cached
                 begun = time.monotonic()
                 asked = [asyncio.ensure_future(client.get(slow)) for _ in range(3)]
@@ -237,7 +238,7 @@ def test_a_slow_transform_is_answered_503_and_the_edge_goes_on(tmp_path: Path) -
         assert {status for _, status in hits} == {200}
         assert len(hits) >= 5, "cached variants are served while the transform runs"
         assert metric(base, "timeout") == 1, "the three requests shared one transform"
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
             # The one worker is free again at once (a queue wait of 0.5 s, where the
             # transform uncut would hold it for seconds), and the edge transforms as before.
             fresh = client.get("/i/alice/q.png?w=60")

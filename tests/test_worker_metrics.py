@@ -29,6 +29,7 @@ from edge.workermetrics import (
     shared_folder,
     snapshot,
 )
+from tests.support.client import TLS
 from tests.support.processes import clean_env, edge_process, populated, stop
 from tests.support.servers import free_port
 
@@ -84,7 +85,7 @@ def send(base: str, count: int) -> None:
     """``count`` image requests, each on a connection of its own, eight at a time."""
 
     def one(_: int) -> int:
-        return httpx.get(base + IMAGE, timeout=10).status_code
+        return httpx.get(base + IMAGE, timeout=10, verify=TLS).status_code
 
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(one, range(count))) == {200}
@@ -107,7 +108,7 @@ def scrape_until(url: str, public: float, *, scrapes: int | None = 0) -> int:
     (``scrapes`` before this call); never more. Returns the scrapes made so far."""
     deadline = time.monotonic() + 10
     while True:
-        response = httpx.get(url, timeout=10)
+        response = httpx.get(url, timeout=10, verify=TLS)
         assert response.status_code == 200
         totals = requests_by_outcome(response.text)
         expected = {"public": public, **({} if scrapes is None else {"other": float(scrapes)})}
@@ -137,7 +138,8 @@ def test_every_worker_answers_with_the_total(tmp_path: Path) -> None:
         # by the other worker within its last second may not be in yet, but never go back.
         seen = scrapes - 1.0
         for _ in range(10):
-            totals = requests_by_outcome(httpx.get(base + "/metrics", timeout=10).text)
+            scrape = httpx.get(base + "/metrics", timeout=10, verify=TLS)
+            totals = requests_by_outcome(scrape.text)
             assert totals["public"] == 200
             assert seen <= totals["other"] <= scrapes
             seen, scrapes = totals["other"], scrapes + 1

@@ -17,6 +17,7 @@ import httpx
 
 from edge.keys import parse_keyring
 from edge.signing import sign_url
+from tests.support.client import TLS
 from tests.support.nginx import run_nginx
 from tests.support.processes import EDGE, clean_env, wait_ready
 from tests.support.servers import free_port
@@ -27,7 +28,10 @@ _TRANSFORMS = re.compile(r"^edge_transform_duration_seconds_count\{[^}]*\} (\S+)
 
 
 class EdgeProcess:
-    def __init__(self, root: Path, workdir: Path) -> None:
+    """``edge serve`` on ``root``, its files in ``workdir``; ready when made, unless
+    ``wait=False`` (then :meth:`wait_ready`: edges started together start in parallel)."""
+
+    def __init__(self, root: Path, workdir: Path, *, wait: bool = True) -> None:
         self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True)
@@ -43,6 +47,10 @@ class EdgeProcess:
                 stdout=out,
                 stderr=err,
             )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         wait_ready(self.base, self.process)
 
     @property
@@ -61,7 +69,7 @@ class EdgeProcess:
 
     def transforms(self) -> int:
         """Transforms this edge has run (every format and outcome), from its /metrics."""
-        scrape = httpx.get(self.base + "/metrics", timeout=10)
+        scrape = httpx.get(self.base + "/metrics", timeout=10, verify=TLS)
         assert scrape.status_code == 200, scrape.text
         return sum(int(float(count)) for count in _TRANSFORMS.findall(scrape.text))
 
@@ -84,8 +92,10 @@ def fleet(
     ``workdir/nginx``."""
     edges: list[EdgeProcess] = []
     try:
-        for n in range(1, count + 1):
-            edges.append(EdgeProcess(root, workdir / f"edge{n}"))
+        for n in range(1, count + 1):  # all started, then each waited for
+            edges.append(EdgeProcess(root, workdir / f"edge{n}", wait=False))
+        for edge in edges:
+            edge.wait_ready()
         upstreams = [edge.base.removeprefix("http://") for edge in edges]
         with run_nginx(
             "edge-proxy.conf", workdir / "nginx", upstreams=upstreams, edits=edits

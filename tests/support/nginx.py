@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.client import TLS
 from tests.support.servers import free_port
 
 DEPLOY_NGINX = Path(__file__).parent.parent.parent / "deploy" / "nginx"
@@ -106,7 +107,7 @@ def run_nginx(
         deadline = time.monotonic() + 10
         while True:
             try:
-                httpx.get(base + "/nginx-ready-probe", timeout=1)
+                httpx.get(base + "/nginx-ready-probe", timeout=1, verify=TLS)
                 break
             except httpx.TransportError:
                 assert process.poll() is None, logs(workdir)

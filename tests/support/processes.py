@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from edge.samples import png
+from tests.support.client import TLS
 
 EDGE = [sys.executable, "-m", "edge.cli"]
 #: The image :func:`populated` stores, public and private.
@@ -78,7 +79,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     while True:
         assert process.poll() is None, "edge exited early"
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(base + "/healthz", timeout=1, verify=TLS).status_code == 200:
                 return
         except httpx.TransportError:
             pass

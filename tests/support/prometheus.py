@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.client import TLS
 from tests.support.servers import free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -80,7 +81,7 @@ def start_prometheus(
                 stderr=output,
             )
         try:
-            with httpx.Client(timeout=10) as client:
+            with httpx.Client(timeout=10, verify=TLS) as client:
                 server = Prometheus(f"http://127.0.0.1:{port}", log, client)
                 _wait_ready(server, process)
                 yield server

@@ -3,6 +3,7 @@ uvicorn, each on an ephemeral loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -158,6 +159,17 @@ def free_socket() -> socket.socket:
     return sock
 
 
+class PromptServer(uvicorn.Server):
+    """uvicorn's server, looking at ``should_exit`` every 10 ms instead of every 100 ms:
+    a test's server stops sooner after the test (hundreds of them a session)."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            await asyncio.sleep(0.01)
+
+
 @contextlib.contextmanager
 def run_uvicorn(app: Any, *, send_buffer: int = 0, **options: Any) -> Iterator[str]:
     """Serve ``app`` on a real uvicorn in a thread; yield its base URL; stop it after.
@@ -167,7 +179,7 @@ def run_uvicorn(app: Any, *, send_buffer: int = 0, **options: Any) -> Iterator[s
     if send_buffer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     config = uvicorn.Config(app, log_level="warning", **{**UVICORN_OPTIONS, **options})
-    server = uvicorn.Server(config)
+    server = PromptServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
