@@ -44,7 +44,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(name: str, bomb: bytes)
     start = time.perf_counter()
     with pytest.raises(UnprocessableImage, match="over EDGE_TRANSFORM_MAX_SOURCE_PIXELS"):
         render(bomb, Transform(w=100), "png")
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 1  # decoding it would take many seconds
     assert peak_rss_growth(lambda: render(bomb, Transform(w=100), "png")) < 8 * 1024 * 1024
 
 
@@ -60,7 +60,7 @@ def test_the_output_limit_is_checked_before_decoding() -> None:
     start = time.perf_counter()
     with pytest.raises(UnprocessableImage, match="over EDGE_TRANSFORM_MAX_OUTPUT_PIXELS"):
         render(source, Transform(w=10000, h=10000, dpr=3), "png")
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 1  # rendering 900 MP would take many seconds
     limits = Limits(max_output_pixels=100 * 100)
     assert render(source, Transform(w=100, h=100), "png", limits).width == 100
     with pytest.raises(UnprocessableImage, match=r"101x100 pixels, over .* \(10000\)"):
@@ -108,10 +108,12 @@ def scrambled(data: bytes, marker: bytes) -> bytes:
     ],
 )
 def test_what_cannot_be_decoded_is_unprocessable_quickly(name: str, data: bytes) -> None:
+    """Refused, not retried or waited on: well within the transform timeout (10 s) even on
+    a loaded machine; a loader's first use (librsvg's set-up) may take half a second."""
     start = time.perf_counter()
     with pytest.raises(UnprocessableImage):
         render(data, Transform(w=32), "png")
-    assert time.perf_counter() - start < 0.5, name
+    assert time.perf_counter() - start < 3, name
 
 
 def test_a_jpeg_libjpeg_recovers_from_is_served_as_browsers_show_it() -> None:
