@@ -3,7 +3,8 @@ the pool.
 
 - **Cached variant hit**: one variant (``?w=400`` of the 4 MP JPEG, made once) asked
   again and again, against :func:`bench.baselines.bare` answering the same bytes with
-  edge's headers; bracketed by the bare app's runs as the load harness's rows are
+  edge's headers, and beside it a plain hit of those bytes stored as an original;
+  bracketed by the bare app's runs as the load harness's rows are
   (:func:`bench.measure.run_rounds`), every server on core 0.
 - **Hits under transform load**: the same hit measured alone, then while a second wrk
   keeps every transform worker busy with cold transforms (the 4 MP JPEG, a new width per
@@ -41,6 +42,8 @@ HIT = f"/i/{USER}/{PHOTOS[1].name}?w=400"
 COLD = f"/i/{USER}/{PHOTOS[1].name}?w={WIDTH}"
 BARE = "bare ASGI app, same variant bytes"
 EDGE_HIT = "edge: cached variant hit"
+PLAIN = f"/i/{USER}/variant-bytes.jpg"
+EDGE_PLAIN = "edge: plain cached hit of the same bytes"
 
 
 def cached_hit(world: World, *, rounds: int, seconds: float) -> list[Scenario]:
@@ -50,13 +53,19 @@ def cached_hit(world: World, *, rounds: int, seconds: float) -> list[Scenario]:
     body = world.root / "variant.jpg"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{HIT}") as reply:
         body.write_bytes(reply.read())
+    # The same bytes stored as an original: what a plain hit of them costs, beside.
+    (world.images / "public" / USER / PLAIN.rsplit("/", 1)[1]).write_bytes(body.read_bytes())
     servers: Servers = {"edge": (port, pid)}
     env = world.edge_env(BENCH_BODY=str(body), BENCH_HEADERS=headers_for_baseline(headers))
     bare_port = free_port()
     proc = world.start(uvicorn_argv("bench.baselines:bare", bare_port), env=env, core=SERVER_CORE)
     wait_ready(bare_port, HIT, proc=proc)
     servers["bare"] = (bare_port, proc.pid)
-    found = [Scenario(BARE, "bare", HIT, 200, baseline=True), Scenario(EDGE_HIT, "edge", HIT, 200)]
+    found = [
+        Scenario(BARE, "bare", HIT, 200, baseline=True),
+        Scenario(EDGE_HIT, "edge", HIT, 200),
+        Scenario(EDGE_PLAIN, "edge", PLAIN, 200),
+    ]
     try:
         run_rounds(servers, found, rounds=rounds, seconds=seconds)
     finally:

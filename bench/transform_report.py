@@ -90,7 +90,9 @@ def write(outcome: Outcome, notes: str, *, save: bool = True) -> str:
         f"ASGI app answering the same bytes {median(outcome.hit[0].rps):,.0f} req/s, "
         f"{median(outcome.hit[0].cpu_us):.0f} µs. Ratio {hit_ratio:.2f}x "
         f"(>= {HIT_VS_BARE}x: {_verdict(hit_ratio, HIT_VS_BARE, at_least=True)}); CPU ratio "
-        f"{hit_cpu:.2f}x.",
+        f"{hit_cpu:.2f}x. A plain cached hit of the same bytes (stored as an original), "
+        f"in the same rounds: {median(outcome.hit[2].ratios):.2f}x, CPU "
+        f"{median(outcome.hit[2].cpu_ratios):.2f}x.",
         "",
         "## Cached hits while cold transforms saturate the pool",
         "",
