@@ -20,18 +20,13 @@ from edge.samples import CANARY
 from tests.support.artifacts import write_artifact
 from tests.support.corpus import PHOTO, SECRET, Answer, Case, cases, populate, send
 from tests.support.nginx import run_nginx
+from tests.support.raw_http import never_shown
 from tests.support.world import KEYS, World
 
 
 def problems(case: Case, answer: Answer, *, through_proxy: bool = False) -> list[str]:
     """What is wrong with an answer; empty when it is right."""
-    found = []
-    if answer.status >= 500:
-        found.append(f"status {answer.status}")
-    if b"Traceback" in answer.raw or b'File "' in answer.raw:
-        found.append("a traceback in the response")
-    if CANARY in answer.raw and not case.private_ok:
-        found.append("PRIVATE BYTES LEAKED")
+    found = never_shown(answer.status, answer.raw, canary=CANARY, entitled=case.private_ok)
     if through_proxy:
         # nginx answers Range and If-Modified-Since from its cache in its own way (200, 206,
         # 304): correct HTTP. Every error, edge's or nginx's own, is JSON.

@@ -32,6 +32,19 @@ class Answer:
         return next((value for key, value in self.headers if key == name), None)
 
 
+def never_shown(status: int, raw: bytes, *, canary: bytes, entitled: bool) -> list[str]:
+    """What no answer may show, whatever was asked: a 5xx, a traceback, or a private
+    object's bytes (``canary``) to a request not ``entitled`` to them."""
+    found = []
+    if status >= 500:
+        found.append(f"status {status}")
+    if b"Traceback" in raw or b'File "' in raw:
+        found.append("a traceback")
+    if canary in raw and not entitled:
+        found.append("PRIVATE BYTES to a request not entitled to them")
+    return found
+
+
 def read_answer(reader: BinaryIO, *, head: bool) -> Answer | None:
     """One response from a buffered socket file, or None if the server closed first."""
     raw = [status_line := reader.readline()]

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from edge.samples import png
-from tests.support.raw_http import Answer
+from tests.support.raw_http import Answer, never_shown
 from tests.support.world import World
 
 PHOTO = (Path(__file__).parent.parent.parent / "edge" / "samples" / "mountains.jpg").read_bytes()
@@ -104,13 +104,7 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 def judge(ask: Ask, answer: Answer, canary: bytes) -> list[str]:
     """What is wrong with an answer to ``ask``; empty when nothing is."""
-    found = []
-    if answer.status >= 500:
-        found.append(f"status {answer.status}")
-    if b"Traceback" in answer.raw or b'File "' in answer.raw:
-        found.append("a traceback")
-    if canary in answer.raw and not ask.entitled:
-        found.append("PRIVATE BYTES to a request not entitled to them")
+    found = never_shown(answer.status, answer.raw, canary=canary, entitled=ask.entitled)
     if not ask.entitled and png_size(answer.body) == (WIDTH, 15):
         found.append("a variant of a private image to a request not entitled to it")
     if ask.whole and ask.method == "GET" and (answer.status != 200 or canary not in answer.body):
