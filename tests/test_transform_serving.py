@@ -180,14 +180,21 @@ def test_variants_are_cached_revalidated_and_ranged(world: World) -> None:
     assert reads and all(method == "HEAD" for method, _ in reads), reads
 
 
-def test_private_variants_stay_private(world: World) -> None:
+def private_variants(world: World) -> tuple[str, str, str]:
+    """A served world with a private ``secret.png`` (the canary in it) and ``both.png``
+    in both folders (300 x 200 private, 30 x 20 public): the edge's URL and ``w=100`` URLs
+    of the two private ones signed for 300 s."""
     world.put("private", "alice", "secret.png", encoded(quadrants(300, 200)) + CANARY)
     world.put("private", "alice", "both.png", encoded(quadrants(300, 200)))
     world.put("public", "alice", "both.png", encoded(quadrants(30, 20)))
-    base = world.serve()
     exp = int(time.time()) + 300
     signed = sign_url("/i/alice/secret.png", key=world.key, exp=exp, transform="w=100")
     both = sign_url("/i/alice/both.png", key=world.key, exp=exp, transform="w=100")
+    return world.serve(), signed, both
+
+
+def test_private_variants_stay_private(world: World) -> None:
+    base, signed, both = private_variants(world)
     with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
         answer = get(client, signed)
         assert answer.status_code == 200
@@ -212,13 +219,7 @@ def test_remembered_variant_keys_never_open_a_private_variant(world: World) -> N
     """Each request's variant keys are remembered (edge.image.variant_keys) with both folders'
     keys: asked unsigned before and after a signed request made the private variant, and
     with a forged signature, the private one is never answered."""
-    world.put("private", "alice", "secret.png", encoded(quadrants(300, 200)) + CANARY)
-    world.put("private", "alice", "both.png", encoded(quadrants(300, 200)))
-    world.put("public", "alice", "both.png", encoded(quadrants(30, 20)))
-    base = world.serve()
-    exp = int(time.time()) + 300
-    signed = sign_url("/i/alice/secret.png", key=world.key, exp=exp, transform="w=100")
-    both = sign_url("/i/alice/both.png", key=world.key, exp=exp, transform="w=100")
+    base, signed, both = private_variants(world)
     at = signed.index("sig=") + 4
     forged = signed[:at] + ("B" if signed[at] == "A" else "A") + signed[at + 1 :]
     with httpx.Client(base_url=base, timeout=30, verify=TLS) as client:
