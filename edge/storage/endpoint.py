@@ -150,8 +150,7 @@ def _profile_addressing(session: Any) -> tuple[Addressing, str] | None:
     style = section.get("addressing_style") if isinstance(section, dict) else None
     if style is None or style == "auto":
         return None
-    profile = session.get_config_variable("profile") or "default"
-    where = f"the AWS config file's s3.addressing_style (profile {profile})"
+    where = f"the AWS config file's s3.addressing_style ({_profile(session)})"
     if style not in ("path", "virtual"):
         raise ConfigError(f"{where}: expected auto, path or virtual, got {str(style)[:40]!r}")
     return style, where
@@ -174,8 +173,12 @@ def _botocore_endpoint(session: Any) -> tuple[str | None, str]:
     for name in _ENDPOINT_VARIABLES:
         if os.environ.get(name) == url:
             return url, name
-    profile = session.get_config_variable("profile") or "default"
-    return url, f"the AWS config file (profile {profile})"
+    return url, f"the AWS config file ({_profile(session)})"
+
+
+def _profile(session: Any) -> str:
+    """The profile a botocore session reads, as messages name it."""
+    return f"profile {session.get_config_variable('profile') or 'default'}"
 
 
 def _is_address(host: str) -> bool:
