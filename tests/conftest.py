@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import BUCKET, MotoServer, S3rver, start_moto, start_s3rver
+from tests.support.servers import (
+    BUCKET,
+    MotoServer,
+    S3rver,
+    s3_client,
+    start_moto,
+    start_s3rver,
+)
 from tests.support.signers import Signers
 from tests.support.typescript import StrictErrors, strict_errors
 from tests.support.world import (
@@ -34,17 +41,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def moto_server() -> MotoServer:
-    import boto3
-
     server = start_moto()
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=BUCKET)
+    s3_client(server.endpoint_url).create_bucket(Bucket=BUCKET)
     return server
 
 

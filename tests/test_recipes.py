@@ -35,7 +35,7 @@ from tests.support.console import (
 )
 from tests.support.nginx import DEPLOY_NGINX
 from tests.support.processes import clean_env
-from tests.support.servers import MotoServer, free_port
+from tests.support.servers import MotoServer, free_port, s3_client
 
 pytestmark = pytest.mark.slow
 
@@ -320,16 +320,8 @@ def test_each_nginx_config_runs_locally_without_root_as_the_docs_say(config: str
 def test_check_storage_prints_what_the_docs_show(moto_server: MotoServer) -> None:
     """The documented `edge check-storage`, run as written against a bucket `images` on a
     local store (moto at localhost), prints the documented lines, its port aside."""
-    import boto3
-
     port = moto_server.server.server_port
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = s3_client(moto_server.endpoint_url)
     client.create_bucket(Bucket="images")
     client.put_object(Bucket="images", Key="public/alice/photo.png", Body=ORIGINAL)
     block = console_block(DOCS / "configuration.md", "Checking the storage")

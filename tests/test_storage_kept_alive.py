@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 import pytest
 
@@ -35,7 +34,7 @@ from edge.samples import CANARY
 from edge.settings import Settings
 from edge.signing import sign_url
 from tests.support.client import TLS
-from tests.support.servers import BUCKET, S3RVER_KEY, S3rver, run_uvicorn
+from tests.support.servers import BUCKET, S3RVER_KEY, S3rver, run_uvicorn, s3_client
 from tests.support.world import KEYS
 
 #: Sizes that take each body path: read whole (up to 64 KiB), and streamed yet small
@@ -72,13 +71,7 @@ class Bucket:
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def put(self, visibility: str, file: str, data: bytes) -> str:
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=S3RVER_KEY,
-            aws_secret_access_key=S3RVER_KEY,
-        )
+        client = s3_client(self.server.endpoint_url, S3RVER_KEY)
         client.put_object(Bucket=BUCKET, Key=f"{self.prefix}{visibility}/alice/{file}", Body=data)
         return f"/i/alice/{file}"
 

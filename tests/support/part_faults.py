@@ -4,14 +4,13 @@ them to ordinary requests, and by a loopback store where s3rver cannot be made t
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from edge.storage import failures
 from edge.storage.base import Conditions
 from edge.storage.failures import Fault, Row
 from tests.support.fault_rig import Outcome, produces, read_canned, read_s3
-from tests.support.servers import BUCKET, S3RVER_KEY, S3rver
+from tests.support.servers import BUCKET, S3RVER_KEY, S3rver, s3_client
 
 DIGITS = b"0123456789"
 
@@ -19,14 +18,7 @@ DIGITS = b"0123456789"
 def s3rver_key(server: S3rver, data: bytes) -> str:
     """A key in s3rver's bucket holding ``data``."""
     key = f"parts/{len(data)}-{data[:8].hex()}.png"
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=S3RVER_KEY,
-        aws_secret_access_key=S3RVER_KEY,
-    )
-    client.put_object(Bucket=BUCKET, Key=key, Body=data)
+    s3_client(server.endpoint_url, S3RVER_KEY).put_object(Bucket=BUCKET, Key=key, Body=data)
     return key
 
 

@@ -29,6 +29,24 @@ BUCKET = "edge-test"
 S3RVER = Path(__file__).parent.parent / "s3rver" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
 #: The one account s3rver knows: any other access key is InvalidAccessKeyId.
 S3RVER_KEY = "S3RVER"
+#: The key moto takes (any would do).
+MOTO_KEY = "testing"
+
+
+def s3_client(endpoint_url: str, key: str = MOTO_KEY) -> Any:
+    """boto3's S3 client for a loopback test store, in us-east-1, with ``key`` as both the
+    access key and the secret (moto takes any; s3rver its one account, ``S3RVER_KEY``)."""
+    import boto3  # only where a test writes to a store
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=key,
+    )
+
+
 #: Bounded waits for s3rver to start and to stop (it starts in well under a second).
 S3RVER_START_SECONDS, S3RVER_STOP_SECONDS = 20.0, 5.0
 

@@ -36,14 +36,22 @@ from edge.keys import Key, generate, parse_keyring
 from edge.settings import Settings
 from edge.signing import sign_url
 from edge.storage import Body, Conditions, FileStorage, Reply, Storage, open_storage
-from tests.support.servers import BUCKET, S3RVER_KEY, MotoServer, S3rver, run_uvicorn
+from tests.support.servers import (
+    BUCKET,
+    MOTO_KEY,
+    S3RVER_KEY,
+    MotoServer,
+    S3rver,
+    run_uvicorn,
+    s3_client,
+)
 
 #: The keyring every test world signs with: one HMAC key, made for the session.
 KEYS = generate("hs256", "test")[0]
 #: Credentials moto takes (any would do); set for the S3 worlds.
 AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_ACCESS_KEY_ID": MOTO_KEY,
+    "AWS_SECRET_ACCESS_KEY": MOTO_KEY,
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 #: Settings of every world: the access log is off (its own tests read it).
@@ -194,17 +202,9 @@ class World:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         else:
-            import boto3
-
             extra = {"ContentType": content_type} if content_type else {}
-            aws = S3RVER_AWS if self.s3rver is not None else AWS
-            boto3.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
-            ).put_object(
+            key = S3RVER_KEY if self.s3rver is not None else MOTO_KEY
+            s3_client(self.endpoint_url, key).put_object(
                 Bucket=BUCKET,
                 Key=f"{self.prefix}{visibility}/{user}/{file}",
                 Body=data,
